@@ -1,0 +1,242 @@
+"""Typed run configuration, loaded strictly from YAML or dicts.
+
+A run is fully described by one :class:`RunConfig`. Unknown or misspelled keys are
+rejected with the key's dotted path and the allowed keys; values are checked against
+the field types. Method-specific options (``model.*`` besides ``method``) are checked by
+the method's own options dataclass (see :mod:`genseg.methods`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to read and how to augment it for training."""
+
+    dataset: str = "synthetic"
+    root: str = ""
+    train_domains: tuple[str, ...] = ()
+    val_domains: tuple[str, ...] = ()
+    crop_size: int = 64
+    scale_range: tuple[float, float] = (0.75, 1.5)
+    hflip: bool = True
+    photometric: bool = True
+    batch_size: int = 16
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``method`` picks the method; every other key is that method's option."""
+
+    method: str = "deeplabv3plus"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a poly schedule after a linear warm-up (mmsegmentation's recipe)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    iterations: int = 500
+    warmup_iters: int = 50
+    poly_power: float = 1.0
+    grad_clip: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Logging, validation and checkpoint cadence (in iterations; 0 disables)."""
+
+    log_every: int = 10
+    val_every: int = 100
+    val_max_images: int = 100
+    checkpoint_every: int = 100
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Inference settings; ``predict`` is passed to the method's ``predict``."""
+
+    batch_size: int = 16
+    predict: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        data = dict(data)
+        model = data.get("model")
+        if isinstance(model, dict) and "options" not in model:
+            # Flat form in YAML: {method: x, encoder: y} -> options {encoder: y}.
+            model = dict(model)
+            method = model.pop("method", ModelConfig.method)
+            data["model"] = {"method": method, "options": model}
+        cfg = from_dict(cls, data, "")
+        _check_values(cfg)
+        from .methods import method_options  # the method checks its own options
+
+        method_options(cfg.model)
+        return cfg
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["model"] = {"method": self.model.method, **self.model.options}
+        return _plain(out)
+
+    def hash(self) -> str:
+        """sha256 (first 16 hex digits) of the canonical JSON of the config."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check_values(cfg: RunConfig) -> None:
+    positive = {
+        "data.crop_size": cfg.data.crop_size,
+        "data.batch_size": cfg.data.batch_size,
+        "optim.lr": cfg.optim.lr,
+        "optim.iterations": cfg.optim.iterations,
+        "eval.batch_size": cfg.eval.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be > 0, got {value!r}")
+    lo, hi = cfg.data.scale_range
+    if not 0 < lo <= hi:
+        raise ConfigError(f"data.scale_range must be 0 < low <= high, got {cfg.data.scale_range!r}")
+    if cfg.optim.warmup_iters < 0 or cfg.data.num_workers < 0:
+        raise ConfigError("optim.warmup_iters and data.num_workers must be >= 0")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a run config YAML file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown key {_join(where, key)!r}{hint}; allowed keys: {', '.join(names)}"
+        )
+    kwargs = {k: _coerce(hints[k], v, _join(where, k)) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML reads 1e-3 as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively, so the dict is YAML/JSON friendly."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursive dict merge: ``override`` wins; neither input is modified."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

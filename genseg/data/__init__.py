@@ -1,0 +1,1 @@
+"""Datasets: the embedded synthetic scenes and the on-disk layouts the benchmark reads."""

@@ -1,0 +1,163 @@
+"""Loader machinery shared by every dataset layout.
+
+A layout adapter (see :mod:`genseg.data.layouts`) turns a root folder into a
+:class:`SplitSpec`: the (image, label) file pairs, the class names, and a lookup table
+from the raw label values on disk to train ids (0..K-1, or the ignore index). Everything
+after that -- reading, checking label values, augmenting -- is this one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+IGNORE_INDEX = 255
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file or folder and what was expected."""
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One split of one dataset, ready to load."""
+
+    name: str
+    classes: tuple[str, ...]
+    pairs: tuple[tuple[Path, Path], ...]
+    label_lut: np.ndarray  # int16[256]: raw value -> train id, 255 ignore, -1 undefined
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def identity_lut(num_classes: int, ignore_values: Sequence[int] = (IGNORE_INDEX,)) -> np.ndarray:
+    """Raw values 0..K-1 are train ids; ``ignore_values`` map to the ignore index."""
+    lut = np.full(256, -1, dtype=np.int16)
+    lut[:num_classes] = np.arange(num_classes)
+    for value in ignore_values:
+        lut[value] = IGNORE_INDEX
+    return lut
+
+
+def pair_by_stem(image_dir: Path, label_dir: Path, *, image_suffix: str = "", label_suffix: str = "") -> list[tuple[Path, Path]]:
+    """Pair images and labels whose names agree after removing the given suffixes.
+
+    Image extensions are free (``.png``, ``.jpg`` ...); an image without a label, or a
+    label without an image, raises :class:`DataError` naming the first unmatched file.
+    """
+    for folder in (image_dir, label_dir):
+        if not folder.is_dir():
+            raise DataError(f"missing folder {folder}")
+
+    def key(path: Path, suffix: str) -> str:
+        stem = path.stem
+        return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+
+    images = {key(p, image_suffix): p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in _IMAGE_EXTS}
+    labels = {key(p, label_suffix): p for p in sorted(label_dir.iterdir()) if p.suffix.lower() == ".png"}
+    for stem, path in sorted(images.items()):
+        if stem not in labels:
+            raise DataError(f"image {path} has no label: expected {label_dir / (stem + label_suffix + '.png')}")
+    for stem, path in sorted(labels.items()):
+        if stem not in images:
+            raise DataError(f"label {path} has no image in {image_dir}")
+    if not images:
+        raise DataError(f"no images in {image_dir} (expected {', '.join(sorted(_IMAGE_EXTS))} files)")
+    return [(images[s], labels[s]) for s in sorted(images)]
+
+
+_IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 array (H, W, 3); a file that cannot be decoded raises naming it."""
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from None
+
+
+def read_label(path: Path, lut: np.ndarray, num_classes: int) -> np.ndarray:
+    """Train-id label (H, W) uint8 through ``lut``; undefined raw values raise naming file and values."""
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P"):
+                raise DataError(f"label {path} has mode {img.mode}; expected a single-channel PNG (L or P)")
+            raw = np.asarray(img)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"cannot read label {path}: {err}") from None
+    mapped = lut[raw]
+    if (mapped < 0).any():
+        values = np.unique(raw[mapped < 0]).tolist()
+        raise DataError(
+            f"label {path} has values {values} that the dataset does not define "
+            f"(classes 0..{num_classes - 1}, ignore {IGNORE_INDEX})"
+        )
+    return mapped.astype(np.uint8)
+
+
+Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Reads a :class:`SplitSpec`; items are dicts with ``image`` (3, H, W) float in [0, 1],
+    ``label`` (H, W) int64 and ``index``.
+
+    Keys are either an index or ``(index, position)``: the position in the sample stream
+    seeds the augmentation, so augmentation is deterministic and resumable whatever the
+    number of workers.
+    """
+
+    def __init__(self, spec: SplitSpec, transform: Transform | None = None, seed: int = 0):
+        self.spec = spec
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.spec.pairs)
+
+    def __getitem__(self, key):
+        index, position = key if isinstance(key, tuple) else (key, key)
+        image_path, label_path = self.spec.pairs[index]
+        image = read_image(image_path)
+        label = read_label(label_path, self.spec.label_lut, self.spec.num_classes)
+        if image.shape[:2] != label.shape:
+            raise DataError(f"image {image_path} is {image.shape[:2]} but label {label_path} is {label.shape}")
+        if self.transform is not None:
+            rng = np.random.default_rng([self.seed, position])
+            image, label = self.transform(image, label, rng)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255),
+            "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
+            "index": index,
+        }
+
+
+class StreamSampler(torch.utils.data.Sampler):
+    """Endless stream of ``(index, position)``: epoch ``e`` is a permutation seeded by (seed, e).
+
+    Starting at ``start`` reproduces the stream a run would have seen, so a resumed run
+    continues with the same batches.
+    """
+
+    def __init__(self, size: int, seed: int, start: int = 0):
+        self.size = size
+        self.seed = seed
+        self.start = start
+
+    def __iter__(self):
+        position = self.start
+        while True:
+            epoch, offset = divmod(position, self.size)
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+            for index in order[offset:]:
+                yield int(index), position
+                position += 1

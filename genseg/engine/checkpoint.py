@@ -1,0 +1,96 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON; both written atomically.
+
+``<stem>.safetensors`` holds ``model.*`` and ``optim.<param>.<name>`` tensors and the
+torch RNG state; ``<stem>.json`` holds the step, the optimizer's param groups, the
+scheduler and the numpy/python RNG states. The JSON is written last and names the step
+stored in the safetensors metadata, so a pair torn by a crash is detected on load.
+Nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+from ..io import atomic_path, write_json
+
+
+def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata or {})
+
+
+def load_weights(path: Path, model: torch.nn.Module, prefix: str = "") -> None:
+    """Load ``prefix``-ed tensors into ``model`` strictly; errors name the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist (expected safetensors)")
+    tensors = load_file(str(path))
+    if prefix:
+        tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise RuntimeError(f"{path} does not match the model: {err}") from None
+
+
+def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, extra: dict | None = None) -> None:
+    opt_state = optimizer.state_dict()
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    for param_id, state in opt_state["state"].items():
+        for name, value in state.items():
+            tensors[f"optim.{param_id}.{name}"] = torch.as_tensor(value).detach().contiguous().cpu()
+    tensors["rng.torch"] = torch.get_rng_state()
+    with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+        save_file(tensors, str(tmp), metadata={"step": str(step)})
+    np_state = np.random.get_state()
+    write_json(
+        stem.with_suffix(".json"),
+        {
+            "step": step,
+            "param_groups": opt_state["param_groups"],
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "python": _listify(random.getstate()),
+                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            },
+            **(extra or {}),
+        },
+    )
+
+
+def load_checkpoint(stem: Path, *, model, optimizer, scheduler) -> dict:
+    """Restore model, optimizer, scheduler and RNG in place; returns the JSON state."""
+    state = json.loads(stem.with_suffix(".json").read_text())
+    weights = stem.with_suffix(".safetensors")
+    with safe_open(str(weights), framework="pt") as f:
+        stored_step = int(f.metadata()["step"])
+    if stored_step != state["step"]:
+        raise RuntimeError(f"{weights} is from step {stored_step} but {stem.with_suffix('.json')} says {state['step']}")
+    tensors = load_file(str(weights))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    opt_state: dict = {"state": {}, "param_groups": state["param_groups"]}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, param_id, name = key.split(".", 2)
+            opt_state["state"].setdefault(int(param_id), {})[name] = value
+    optimizer.load_state_dict(opt_state)
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    random.setstate(_tuplify(state["rng"]["python"]))
+    kind, keys, *rest = state["rng"]["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+    return state
+
+
+def _listify(value):
+    return [_listify(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _tuplify(value):
+    return tuple(_tuplify(v) for v in value) if isinstance(value, list) else value

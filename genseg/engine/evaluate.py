@@ -1,0 +1,117 @@
+"""Evaluation: predict a split, accumulate the confusion matrix, write a metrics JSON.
+
+Each evaluation writes ``<out>.json`` (scores, provenance, speed, memory) and
+``<out>.npz`` with per-image, per-class areas (intersect, union, pred_area, label_area),
+so statistics over images need no re-inference.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import load_run_config
+from ..data.base import IGNORE_INDEX, SegmentationDataset
+from ..data.layouts import load_split
+from ..io import atomic_path, write_json
+from ..methods import build_method
+from ..metrics import ConfusionMatrix, per_image_areas
+from .checkpoint import load_weights
+from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
+
+
+@torch.no_grad()
+def predict_split(
+    model,
+    dataset: SegmentationDataset,
+    device: torch.device,
+    *,
+    batch_size: int,
+    predict_options: dict | None = None,
+    max_images: int = 0,
+    per_image: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Run ``model.predict`` over ``dataset``; returns scores, timing and optional per-image areas."""
+    model.eval()
+    num_classes = dataset.spec.num_classes
+    indices = range(len(dataset)) if not max_images else range(min(max_images, len(dataset)))
+    subset = torch.utils.data.Subset(dataset, list(indices))
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
+    matrix = ConfusionMatrix(num_classes, IGNORE_INDEX, device=device)
+    areas: dict[str, list] = {"intersect": [], "union": [], "pred_area": [], "label_area": []}
+    seconds, images = 0.0, 0
+    for batch in tqdm(loader, desc=f"eval {dataset.spec.name}", disable=not progress, leave=False):
+        x, y = batch["image"].to(device), batch["label"].to(device)
+        start = time.perf_counter()
+        pred = model.predict(x, **(predict_options or {}))
+        if device.type != "cpu":
+            torch.accelerator.synchronize(device)
+        seconds += time.perf_counter() - start
+        images += x.shape[0]
+        matrix.update(pred, y)
+        if per_image:
+            for key, value in per_image_areas(pred, y, num_classes, IGNORE_INDEX).items():
+                areas[key].append(value.cpu().numpy())
+    out = {
+        "scores": matrix.compute(),
+        "num_images": images,
+        "predict_seconds": seconds,
+        "images_per_s": images / seconds if seconds > 0 else float("nan"),
+    }
+    if per_image:
+        out["per_image"] = {k: np.concatenate(v) for k, v in areas.items()}
+    return out
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str,
+    domains: list[str],
+    out: str | Path,
+    *,
+    predict_options: dict | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate a trained run on one split/domain set; writes ``out`` (.json) and its .npz."""
+    run_dir, out = Path(run_dir), Path(out)
+    cfg = load_run_config(run_dir / "config.yaml")
+    dev = resolve_device(device or cfg.device)
+    spec = load_split(cfg.data.dataset, cfg.data.root, split, domains)
+    model = build_method(cfg.model, spec.num_classes, IGNORE_INDEX)
+    load_weights(run_dir / "model.safetensors", model)
+    model.to(dev)
+    options = {**cfg.eval.predict, **(predict_options or {})}
+    dataset = SegmentationDataset(spec)
+    reset_peak_memory(dev)
+    start = time.perf_counter()
+    result = predict_split(
+        model, dataset, dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True, progress=progress
+    )
+    wall = time.perf_counter() - start
+    per_image = result.pop("per_image")
+    record = {
+        "run_id": run_dir.name,
+        "experiment": cfg.name,
+        "method": cfg.model.method,
+        "dataset": cfg.data.dataset,
+        "train_domains": list(cfg.data.train_domains),
+        "split": split,
+        "domains": list(domains),
+        "predict_options": options,
+        "classes": list(spec.classes),
+        **result,
+        "wall_seconds": wall,
+        "peak_memory_mb": peak_memory_mb(dev),
+        "provenance": provenance(cfg.hash(), cfg.seed, dev),
+    }
+    with atomic_path(out.with_suffix(".npz")) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **per_image)
+    write_json(out.with_suffix(".json"), record)
+    return record

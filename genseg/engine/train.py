@@ -1,0 +1,193 @@
+"""The training loop, top to bottom: data, model, optimizer, loop, validation, checkpoints.
+
+A run directory holds ``config.yaml`` (resolved), ``checkpoint.{safetensors,json}``
+(latest, for resuming), ``model.safetensors`` (final weights), ``val_curve.csv``,
+``tb/`` (TensorBoard) and ``train_metrics.json`` (provenance, speed, memory). Running
+again on a directory with a checkpoint resumes from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from ..config import RunConfig
+from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
+from ..data.layouts import load_split
+from ..data.transforms import TrainTransform
+from ..io import write_json, write_text, write_yaml
+from ..methods import build_method
+from .checkpoint import load_checkpoint, save_checkpoint, save_weights
+from .evaluate import predict_split
+from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
+
+
+def poly_schedule(warmup_iters: int, total_iters: int, power: float):
+    """LR factor: linear warm-up to 1, then (1 - progress) ** power (mmsegmentation's poly)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_iters:
+            return (step + 1) / warmup_iters
+        progress = (step - warmup_iters) / max(1, total_iters - warmup_iters)
+        return max(0.0, 1.0 - progress) ** power
+
+    return factor
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases, norms and 1-D tables (as mmsegmentation's recipes)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(cfg: RunConfig, run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(run_dir / "config.yaml", cfg.to_dict())
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    # Data: the train stream is endless and deterministic in (seed, position).
+    train_spec = load_split(cfg.data.dataset, cfg.data.root, "train", cfg.data.train_domains)
+    transform = TrainTransform(cfg.data.crop_size, cfg.data.scale_range, cfg.data.hflip, cfg.data.photometric)
+    train_set = SegmentationDataset(train_spec, transform, seed=cfg.seed)
+    val_domains = cfg.data.val_domains or cfg.data.train_domains
+    val_set = SegmentationDataset(load_split(cfg.data.dataset, cfg.data.root, "val", val_domains))
+
+    # Model, optimizer, schedule.
+    model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power)
+    )
+
+    # Resume from the latest checkpoint if there is one.
+    ckpt = run_dir / "checkpoint"
+    start_step = 0
+    if ckpt.with_suffix(".json").exists():
+        start_step = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)["step"]
+    curve_path = run_dir / "val_curve.csv"
+    curve = _read_curve(curve_path, max_step=start_step)
+
+    batch = cfg.data.batch_size
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_size=batch,
+        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * batch),
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (dropout) resumable
+    )
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step)
+    reset_peak_memory(device)
+    batches = iter(loader)
+    total = cfg.optim.iterations
+    train_seconds, images_seen, loss_value = 0.0, 0, float("nan")
+    wall_start = time.perf_counter()
+    bar = tqdm(range(start_step, total), initial=start_step, total=total, desc=cfg.name, disable=not cfg.train.progress)
+    model.train()
+    for step in bar:
+        data = next(batches)
+        images, labels = data["image"].to(device), data["label"].to(device)
+        tic = time.perf_counter()
+        loss, logs = model.training_loss(images, labels)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at step {step} of run {cfg.name}; training stopped. "
+                f"The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        train_seconds += time.perf_counter() - tic
+        images_seen += images.shape[0]
+        loss_value = loss.item()
+        done = step + 1
+
+        if cfg.train.log_every and done % cfg.train.log_every == 0:
+            for key, value in logs.items():
+                writer.add_scalar(f"train/{key}", value, done)
+            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], done)
+            writer.add_scalar("train/images_per_s", images_seen / train_seconds, done)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        if (cfg.train.val_every and done % cfg.train.val_every == 0) or done == total:
+            scores = predict_split(
+                model, val_set, device, batch_size=cfg.eval.batch_size,
+                predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images,
+            )["scores"]
+            model.train()
+            writer.add_scalar("val/mIoU", scores["miou"], done)
+            curve.append({"step": done, "val_miou": scores["miou"], "train_loss": loss_value, "wall_seconds": time.perf_counter() - wall_start})
+            _write_curve(curve_path, curve)
+        if (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0) or done == total:
+            save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler)
+    writer.close()
+
+    save_weights(run_dir / "model.safetensors", model, {"config_hash": cfg.hash()})
+    record = {
+        "experiment": cfg.name,
+        "run_id": run_dir.name,
+        "method": cfg.model.method,
+        "iterations": total,
+        "resumed_from": start_step,
+        "final_train_loss": loss_value,
+        "final_val_miou": curve[-1]["val_miou"] if curve else None,
+        "train_images_per_s": images_seen / train_seconds if train_seconds else None,
+        "wall_seconds": time.perf_counter() - wall_start,
+        "peak_memory_mb": peak_memory_mb(device),
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "provenance": provenance(cfg.hash(), cfg.seed, device),
+    }
+    write_json(run_dir / "train_metrics.json", record)
+    return record
+
+
+def start_step_of(ckpt: Path) -> int | str:
+    """The step stored in a checkpoint's JSON, or 'none' if there is no checkpoint yet."""
+    path = ckpt.with_suffix(".json")
+    return json.loads(path.read_text())["step"] if path.exists() else "none"
+
+
+_CURVE_FIELDS = ["step", "val_miou", "train_loss", "wall_seconds"]
+
+
+def _read_curve(path: Path, max_step: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return [dict(row, step=int(row["step"])) for row in rows if row["step"] <= max_step]
+
+
+def _write_curve(path: Path, rows: list[dict]) -> None:
+    lines = [",".join(_CURVE_FIELDS)] + [",".join(_fmt(row[k]) for k in _CURVE_FIELDS) for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _fmt(value) -> str:
+    return str(value) if isinstance(value, int) else ("nan" if math.isnan(value) else f"{value:.6g}")

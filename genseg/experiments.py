@@ -1,0 +1,45 @@
+"""Expand a workflow config into run configs: one per experiment x seed.
+
+The workflow config (``workflow/config/*.yaml``, schema in ``workflow/schemas``) holds
+``defaults`` (run-config keys shared by every experiment) and ``experiments`` (each one's
+overrides). A run's id is ``<experiment>-s<seed>``; Snakemake wildcards and folder names
+use it as is.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .config import ConfigError, RunConfig, merge
+
+RUN_ID = re.compile(r"^(?P<experiment>[A-Za-z0-9_.=+]+(?:-[A-Za-z0-9_.=+]+)*)-s(?P<seed>\d+)$")
+
+
+def run_id(experiment: str, seed: int) -> str:
+    return f"{experiment}-s{seed}"
+
+
+def run_configs(workflow: dict, data_root: Path) -> dict[str, RunConfig]:
+    """Every run of the workflow config, checked strictly; errors name the experiment."""
+    dataset = workflow["dataset"]
+    runs = {}
+    for name, overrides in workflow["experiments"].items():
+        if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
+            raise ConfigError(f"experiment name {name!r} may use letters, digits and _ . = + - only")
+        for seed in workflow["seeds"]:
+            base = {
+                "name": name,
+                "seed": seed,
+                "data": {
+                    "dataset": dataset["name"],
+                    "root": str(data_root),
+                    "train_domains": workflow["train_domains"],
+                },
+            }
+            data = merge(merge(base, workflow.get("defaults", {})), overrides or {})
+            try:
+                runs[run_id(name, seed)] = RunConfig.from_dict(data)
+            except ConfigError as err:
+                raise ConfigError(f"experiment {name!r}: {err}") from None
+    return runs

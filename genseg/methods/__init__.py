@@ -1,0 +1,30 @@
+"""Methods behind one interface (:class:`SegmentationMethod`); ``build_method`` makes one from config.
+
+``METHODS`` maps a config name to (options dataclass, builder). Options are checked
+strictly, so a typo in ``model.*`` names the key and the allowed ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..config import ConfigError, ModelConfig, from_dict
+from . import baselines
+from .base import SegmentationMethod
+
+METHODS: dict[str, tuple[type, Callable[..., SegmentationMethod]]] = {
+    "deeplabv3plus": (baselines.SmpOptions, baselines.build_deeplabv3plus),
+}
+
+
+def method_options(model: ModelConfig) -> Any:
+    """The method's typed options; unknown methods or keys raise :class:`ConfigError`."""
+    if model.method not in METHODS:
+        raise ConfigError(f"unknown model.method {model.method!r}; known methods: {', '.join(METHODS)}")
+    options_cls, _ = METHODS[model.method]
+    return from_dict(options_cls, model.options, "model")
+
+
+def build_method(model: ModelConfig, num_classes: int, ignore_index: int = 255) -> SegmentationMethod:
+    _, builder = METHODS[model.method]
+    return builder(method_options(model), num_classes, ignore_index)

@@ -1,0 +1,71 @@
+"""The one interface the engine calls: a loss on a training batch, labels for a test batch."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegmentationMethod(nn.Module):
+    """Images arrive as (B, 3, H, W) floats in [0, 1]; labels as (B, H, W) int64 with
+    ``ignore_index`` for unlabelled pixels. Each method normalises its own input."""
+
+    num_classes: int
+    ignore_index: int
+
+    def training_loss(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def predict(self, images: torch.Tensor, **options) -> torch.Tensor:
+        """Class ids (B, H, W) int64 at the input resolution."""
+        raise NotImplementedError
+
+
+class ImageNorm(nn.Module):
+    """(x - mean) / std with fixed ImageNet statistics, as timm encoders expect."""
+
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
+    """Zero-pad H and W (bottom, right) up to multiples of ``divisor``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % divisor, (-w) % divisor
+    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+
+class PixelClassifier(SegmentationMethod):
+    """A network that maps images to per-pixel class logits, trained with cross-entropy."""
+
+    def __init__(self, net: nn.Module, num_classes: int, ignore_index: int = 255, size_divisor: int = 32):
+        super().__init__()
+        self.net = net
+        self.norm = ImageNorm()
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.size_divisor = size_divisor
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        out = self.net(pad_to_multiple(self.norm(images), self.size_divisor))[..., :h, :w]
+        return out
+
+    def training_loss(self, images, labels):
+        loss = F.cross_entropy(self.logits(images), labels, ignore_index=self.ignore_index)
+        return loss, {"loss": loss.item()}
+
+    @torch.no_grad()
+    def predict(self, images, **options):
+        if options:
+            raise ValueError(f"{type(self).__name__}.predict takes no options, got {sorted(options)}")
+        return self.logits(images).argmax(1)

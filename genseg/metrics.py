@@ -1,0 +1,101 @@
+"""Segmentation metrics with mmsegmentation's conventions.
+
+Areas (intersection, union, prediction, label) are summed per class over the whole
+split; IoU_k = I_k / U_k, mIoU = nanmean_k IoU_k (a class absent from both prediction
+and labels has U_k = 0 and is skipped), Acc_k = I_k / label_k, mAcc = nanmean_k Acc_k,
+aAcc = sum_k I_k / sum_k label_k. Pixels whose label is ``ignore_index`` are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _valid_pairs(pred: torch.Tensor, label: torch.Tensor, num_classes: int, ignore_index: int):
+    if pred.shape != label.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} != label shape {tuple(label.shape)}")
+    valid = label != ignore_index
+    bad = valid & ((label < 0) | (label >= num_classes))
+    if bad.any():
+        values = torch.unique(label[bad]).tolist()
+        raise ValueError(f"label values {values} outside 0..{num_classes - 1} (ignore {ignore_index})")
+    return pred, label, valid
+
+
+class ConfusionMatrix:
+    """Dataset-level confusion matrix (rows: label, columns: prediction), on any device."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str | None = None):
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred: torch.Tensor, label: torch.Tensor) -> None:
+        """Add a batch of integer predictions and labels of the same shape."""
+        pred, label, valid = _valid_pairs(pred, label, self.num_classes, self.ignore_index)
+        k = self.num_classes
+        index = label[valid].long() * k + pred[valid].long().clamp(0, k - 1)
+        self.matrix += torch.bincount(index, minlength=k * k).reshape(k, k).to(self.matrix.device)
+
+    def areas(self) -> dict[str, np.ndarray]:
+        m = self.matrix.double().cpu().numpy()
+        intersect = np.diag(m)
+        label_area = m.sum(1)
+        pred_area = m.sum(0)
+        return {
+            "intersect": intersect,
+            "union": label_area + pred_area - intersect,
+            "pred_area": pred_area,
+            "label_area": label_area,
+        }
+
+    def compute(self) -> dict:
+        return scores_from_areas(**self.areas())
+
+
+def scores_from_areas(intersect, union, pred_area, label_area) -> dict:
+    """IoU per class, mIoU, Acc per class, mAcc, aAcc from per-class area sums."""
+    intersect = np.asarray(intersect, dtype=np.float64)
+    union = np.asarray(union, dtype=np.float64)
+    label_area = np.asarray(label_area, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, intersect / union, np.nan)
+        acc = np.where(label_area > 0, intersect / label_area, np.nan)
+        total = label_area.sum()
+        aacc = float(intersect.sum() / total) if total > 0 else float("nan")
+    return {
+        "miou": _nanmean(iou),
+        "macc": _nanmean(acc),
+        "aacc": aacc,
+        "iou": iou.tolist(),
+        "acc": acc.tolist(),
+    }
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def per_image_areas(pred: torch.Tensor, label: torch.Tensor, num_classes: int, ignore_index: int = 255) -> dict[str, torch.Tensor]:
+    """Per-image, per-class areas for a batch (B, H, W): each (B, K) int64.
+
+    Stored beside each evaluation so paired bootstraps over images need no re-inference.
+    """
+    pred, label, valid = _valid_pairs(pred, label, num_classes, ignore_index)
+    batch = label.shape[0]
+    k = num_classes
+    offset = torch.arange(batch, device=label.device).view(-1, *[1] * (label.dim() - 1)) * k
+    lab = (label.long() + offset)[valid]
+    prd = (pred.long().clamp(0, k - 1) + offset)[valid]
+    hit = label[valid] == pred[valid]
+    n = batch * k
+    label_area = torch.bincount(lab, minlength=n).view(batch, k)
+    pred_area = torch.bincount(prd, minlength=n).view(batch, k)
+    intersect = torch.bincount(lab[hit], minlength=n).view(batch, k)
+    return {
+        "intersect": intersect,
+        "union": label_area + pred_area - intersect,
+        "pred_area": pred_area,
+        "label_area": label_area,
+    }

@@ -1,0 +1,1 @@
+"""From metrics JSONs to a tidy table, then to tables and figures."""

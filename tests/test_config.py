@@ -1,0 +1,64 @@
+import pytest
+
+from genseg.config import ConfigError, RunConfig, load_run_config
+from genseg.experiments import run_configs
+
+
+def test_typo_names_key_and_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict({"optim": {"lrr": 0.1}})
+    msg = str(err.value)
+    assert "optim.lrr" in msg and "did you mean 'lr'" in msg and "weight_decay" in msg
+
+
+def test_top_level_typo_and_wrong_type():
+    with pytest.raises(ConfigError, match="unknown key 'sed'"):
+        RunConfig.from_dict({"sed": 1})
+    with pytest.raises(ConfigError, match="optim.iterations: expected an integer"):
+        RunConfig.from_dict({"optim": {"iterations": "many"}})
+    with pytest.raises(ConfigError, match="data.batch_size must be > 0"):
+        RunConfig.from_dict({"data": {"batch_size": 0}})
+
+
+def test_method_and_its_options_are_checked():
+    with pytest.raises(ConfigError, match="unknown model.method 'unet3000'; known methods: deeplabv3plus"):
+        RunConfig.from_dict({"model": {"method": "unet3000"}})
+    with pytest.raises(ConfigError, match="model.encodr.*did you mean 'encoder'"):
+        RunConfig.from_dict({"model": {"method": "deeplabv3plus", "encodr": "tu-resnet18"}})
+
+
+def test_round_trip_and_hash(tmp_path):
+    cfg = RunConfig.from_dict({"model": {"method": "deeplabv3plus", "encoder": "tu-resnet34"}, "optim": {"lr": "2e-4"}})
+    path = tmp_path / "c.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    again = load_run_config(path)
+    assert again == cfg and again.hash() == cfg.hash() and again.optim.lr == 2e-4
+    assert RunConfig.from_dict({"seed": 1}).hash() != RunConfig.from_dict({"seed": 2}).hash()
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {val_evry: 3}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'train.val_evry'"):
+        load_run_config(bad)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_run_config(tmp_path / "missing.yaml")
+
+
+def test_workflow_expansion(tmp_path):
+    workflow = {
+        "dataset": {"name": "synthetic"},
+        "seeds": [0, 1],
+        "train_domains": ["clean"],
+        "defaults": {"optim": {"iterations": 7}},
+        "experiments": {"a": {"model": {"method": "deeplabv3plus"}}, "b": {"optim": {"lr": 0.5}}},
+    }
+    runs = run_configs(workflow, tmp_path)
+    assert sorted(runs) == ["a-s0", "a-s1", "b-s0", "b-s1"]
+    assert runs["b-s1"].seed == 1 and runs["b-s1"].optim.lr == 0.5 and runs["b-s1"].optim.iterations == 7
+    assert runs["a-s0"].data.root == str(tmp_path)
+    workflow["experiments"]["c"] = {"optim": {"iters": 3}}
+    with pytest.raises(ConfigError, match="experiment 'c': unknown key 'optim.iters'"):
+        run_configs(workflow, tmp_path)

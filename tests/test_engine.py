@@ -1,0 +1,97 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genseg.engine.checkpoint import load_weights, save_weights
+from genseg.engine.evaluate import evaluate_run
+from genseg.engine.train import NonFiniteLossError, poly_schedule, train
+from genseg.methods import build_method
+from genseg.methods.base import PixelClassifier
+
+
+def test_poly_schedule_warms_up_then_decays():
+    f = poly_schedule(warmup_iters=4, total_iters=14, power=1.0)
+    assert [f(i) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(9) == pytest.approx(0.5) and f(14) == 0.0
+
+
+def test_weights_round_trip(tmp_path, tiny_config):
+    cfg = tiny_config(tmp_path)
+    a = build_method(cfg.model, 10)
+    b = build_method(cfg.model, 10)
+    save_weights(tmp_path / "w.safetensors", a)
+    load_weights(tmp_path / "w.safetensors", b)
+    x = torch.rand(2, 3, 64, 64)
+    a.eval(), b.eval()
+    assert torch.equal(a.logits(x), b.logits(x))
+    with pytest.raises(RuntimeError, match="does not match the model"):
+        load_weights(tmp_path / "w.safetensors", build_method(cfg.model, 11))
+
+
+def _interrupt_at(monkeypatch, call_index, make_error):
+    original = PixelClassifier.training_loss
+    calls = {"n": 0}
+
+    def patched(self, images, labels):
+        loss, logs = original(self, images, labels)
+        calls["n"] += 1
+        if calls["n"] == call_index:
+            return make_error(loss), logs
+        return loss, logs
+
+    monkeypatch.setattr(PixelClassifier, "training_loss", patched)
+
+
+def test_train_writes_run_and_resume_is_exact(tmp_path, tiny_synthetic, monkeypatch, tiny_config):
+    cfg = tiny_config(tiny_synthetic)
+    straight = train(cfg, tmp_path / "straight")
+    run = tmp_path / "straight"
+    for name in ("config.yaml", "model.safetensors", "checkpoint.safetensors", "checkpoint.json", "val_curve.csv", "train_metrics.json"):
+        assert (run / name).exists(), name
+    assert list((run / "tb").iterdir())
+    assert straight["provenance"]["config_hash"] == cfg.hash() and straight["train_images_per_s"] > 0
+    assert straight["peak_memory_mb"] > 0 and straight["provenance"]["seed"] == 0
+
+    def stop(loss):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 3, stop)  # dies during step 3, after the step-2 checkpoint
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "resumed")
+    assert json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())["step"] == 2
+    resumed = train(cfg, tmp_path / "resumed")
+    assert resumed["resumed_from"] == 2
+    a = load_file(str(run / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lines = (tmp_path / "resumed" / "val_curve.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["step", "2", "4"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_synthetic, monkeypatch, tiny_config):
+    cfg = tiny_config(tiny_synthetic)
+    _interrupt_at(monkeypatch, 3, lambda loss: loss * float("nan"))
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 2 .*step 2\) is kept"):
+        train(cfg, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 2
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_evaluate_writes_metrics_with_provenance(tmp_path, tiny_synthetic, tiny_config):
+    cfg = tiny_config(tiny_synthetic, optim__iterations=2)
+    train(cfg, tmp_path / "tiny-s0")
+    record = evaluate_run(tmp_path / "tiny-s0", "test", ["shifted"], tmp_path / "tiny-s0" / "eval" / "test_shifted.json", progress=False)
+    saved = json.loads((tmp_path / "tiny-s0" / "eval" / "test_shifted.json").read_text())
+    assert saved["run_id"] == "tiny-s0" and saved["domains"] == ["shifted"] and saved["num_images"] == 8
+    assert 0 <= saved["scores"]["miou"] <= 1 and saved["images_per_s"] > 0 and saved["peak_memory_mb"] > 0
+    prov = saved["provenance"]
+    assert set(prov) >= {"git_commit", "config_hash", "versions", "seed", "device", "time_utc"}
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0] or prov["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    import numpy as np
+
+    with np.load(tmp_path / "tiny-s0" / "eval" / "test_shifted.npz", allow_pickle=False) as areas:
+        assert areas["intersect"].shape == (8, len(saved["classes"]))
+    assert record["scores"] == saved["scores"]

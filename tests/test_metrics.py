@@ -1,0 +1,75 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from genseg.metrics import ConfusionMatrix, per_image_areas, scores_from_areas
+
+
+def test_hand_computed_case():
+    # labels / predictions for K = 3; class 2 absent from both -> skipped; 255 ignored.
+    label = torch.tensor([[0, 0, 1, 1], [0, 1, 255, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [0, 0, 2, 0]])
+    cm = ConfusionMatrix(3)
+    cm.update(pred, label)
+    s = cm.compute()
+    # class 0: I=2, label=3, pred=3 -> U=4; class 1: I=2, label=3, pred=3 -> U=4; class 2: none.
+    assert s["iou"][0] == pytest.approx(0.5)
+    assert s["iou"][1] == pytest.approx(0.5)
+    assert math.isnan(s["iou"][2])
+    assert s["miou"] == pytest.approx(0.5)
+    assert s["macc"] == pytest.approx(2 / 3)
+    assert s["aacc"] == pytest.approx(4 / 6)
+
+
+def test_class_only_predicted_counts_as_zero():
+    label = torch.tensor([0, 0, 0, 0])
+    pred = torch.tensor([0, 0, 1, 1])
+    cm = ConfusionMatrix(3)
+    cm.update(pred, label)
+    s = cm.compute()
+    assert s["iou"][1] == 0.0  # predicted but absent from labels: in the mean
+    assert s["miou"] == pytest.approx((0.5 + 0.0) / 2)
+    assert math.isnan(s["acc"][1])  # no label pixels: accuracy undefined
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_torchmetrics_with_ignore_and_absent_classes(seed):
+    g = torch.Generator().manual_seed(seed)
+    k = 7
+    label = torch.randint(0, k - 2, (4, 16, 16), generator=g)  # classes 5, 6 never labelled
+    pred = torch.randint(0, k - 1, (4, 16, 16), generator=g)  # class 6 never predicted
+    label[torch.rand(label.shape, generator=g) < 0.2] = 255
+    cm = ConfusionMatrix(k)
+    for b in range(4):  # accumulated over batches
+        cm.update(pred[b : b + 1], label[b : b + 1])
+    ours = cm.compute()
+    ref = MulticlassJaccardIndex(num_classes=k, ignore_index=255, average="none")(pred, label)
+    # torchmetrics gives 0 where union is 0; we give NaN and skip it.
+    ours_iou = torch.tensor(ours["iou"])
+    present = ~torch.isnan(ours_iou)
+    assert torch.allclose(ours_iou[present].float(), ref[present].float(), atol=1e-6)
+    assert not present[6]
+    assert ours["miou"] == pytest.approx(ref[present].mean().item(), abs=1e-6)
+
+
+def test_per_image_areas_sum_to_dataset_areas():
+    g = torch.Generator().manual_seed(3)
+    label = torch.randint(0, 5, (6, 8, 8), generator=g)
+    label[:, 0] = 255
+    pred = torch.randint(0, 5, (6, 8, 8), generator=g)
+    cm = ConfusionMatrix(5)
+    cm.update(pred, label)
+    per_image = per_image_areas(pred, label, 5)
+    totals = {k: v.sum(0).numpy() for k, v in per_image.items()}
+    for key, value in cm.areas().items():
+        np.testing.assert_array_equal(totals[key], value)
+    assert scores_from_areas(**totals)["miou"] == pytest.approx(cm.compute()["miou"])
+
+
+def test_out_of_range_label_is_named():
+    cm = ConfusionMatrix(3)
+    with pytest.raises(ValueError, match=r"label values \[7\]"):
+        cm.update(torch.tensor([0, 1]), torch.tensor([0, 7]))

@@ -1,0 +1,37 @@
+# Train: resolve each run's config, then train it (a rerun resumes from its checkpoint).
+
+
+rule run_config:
+    output:
+        f"{RESULTS}/runs/{{run}}/config.yaml",
+    params:
+        cfg=run_config_json,
+    log:
+        f"logs/{config['name']}/run_config/{{run}}.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "genseg write-config --json {params.cfg:q} --out {output} > {log} 2>&1"
+
+
+rule train:
+    input:
+        config=f"{RESULTS}/runs/{{run}}/config.yaml",
+        data=dataset_ready(),
+    output:
+        model=f"{RESULTS}/runs/{{run}}/model.safetensors",
+        metrics=f"{RESULTS}/runs/{{run}}/train_metrics.json",
+    log:
+        f"logs/{config['name']}/train/{{run}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    threads: config["resources"]["train_threads"]
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime_min"],
+        gpu=config["resources"]["gpus_per_job"],
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} genseg train {input.config} > {log} 2>&1"
