@@ -74,7 +74,7 @@ def test_train_writes_run_and_resume_is_exact(tmp_path, tiny_synthetic, monkeypa
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_synthetic, monkeypatch, tiny_config):
     cfg = tiny_config(tiny_synthetic)
     _interrupt_at(monkeypatch, 3, lambda loss: loss * float("nan"))
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 2 .*step 2\) is kept"):
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 3 .*step 2\) is kept"):
         train(cfg, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "checkpoint.json").read_text())["step"] == 2
     assert not (tmp_path / "run" / "model.safetensors").exists()

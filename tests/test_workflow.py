@@ -36,18 +36,18 @@ def test_lint_is_clean():
     assert "Congratulations" in run.stdout + run.stderr, run.stdout + run.stderr
 
 
-def test_default_config_plans():
-    run = snakemake("-n", "--quiet", "rules")
-    assert "train" in run.stdout and "report" in run.stdout
+def planned_jobs(run) -> str:
+    return run.stdout + run.stderr
 
 
-def test_gpu_profile_plans():
-    snakemake("-n", "--profile", str(REPO / "workflow/profiles/gpu"))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None, reason="slurm extra not installed (pip install -e '.[slurm]')")
-def test_slurm_profile_plans():
-    snakemake("-n", "--profile", str(REPO / "workflow/profiles/slurm"))
+@pytest.mark.parametrize("profile", ["default", "gpu", "slurm"])
+def test_default_config_plans_with_each_profile(profile, tmp_path):
+    if profile == "slurm" and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
+    run = snakemake("-n", "--profile", str(REPO / "workflow/profiles" / profile), "--directory", str(tmp_path))
+    text = planned_jobs(run)
+    for rule in ("synthetic_data", "train", "evaluate", "aggregate", "report"):
+        assert rule in text, rule
 
 
 def test_config_typo_fails_before_any_job(tmp_path):

@@ -3,22 +3,29 @@
 Each scene has a sky above a random, gently sloping and undulating horizon, ground
 below it, and 2 to 6 textured objects at random positions, sizes and rotations, drawn
 in order so later objects occlude earlier ones. A class is carried by its texture, its
-shape and its context, not by the colour of a single pixel: the classes come in pairs
-that share one colour family (the same hue distribution, with per-instance jitter of
-hue, saturation and value, and every texture mixing a light and a dark shade of it).
+shape and its context, not by the colour of a single pixel: classes share colour
+families (the same hue distribution, with per-instance jitter of hue, saturation and
+value, and every texture mixing a light and a dark shade of it), so within a family
+only texture type, stripe orientation, shape or position tell them apart. Stripe
+orientation is fixed in the image frame, whatever the object's rotation.
 
 Classes (id, name: colour family, texture, shape or context):
 
-    0  sky       blue    smooth vertical gradient      region above the horizon
-    1  ground    ochre   fine grain noise              region below the horizon
-    2  pond      blue    wavy ripples                  irregular blob
-    3  crate     ochre   checkerboard                  rotated rectangle
-    4  flag      red     diagonal stripes (45 deg)     triangle
-    5  ladybird  red     dots                          ellipse
-    6  bush      green   soft blotches                 irregular blob
-    7  hedge     green   horizontal stripes            rotated rectangle
-    8  ring      violet  smooth radial gradient        ring (annulus)
-    9  lantern   violet  vertical stripes              ellipse
+    0  sky       blue    smooth vertical gradient    region above the horizon
+    1  ground    ochre   fine grain noise            region below the horizon
+    2  pond      blue    wavy ripples                irregular blob
+    3  crate     ochre   checkerboard                rotated rectangle
+    4  flag      red     diagonal stripes (45 deg)   triangle
+    5  ladybird  red     dots                        ellipse
+    6  bush      green   soft blotches               irregular blob
+    7  hedge     green   horizontal stripes          rotated rectangle
+    8  ring      violet  smooth radial gradient      ring (annulus)
+    9  lantern   violet  vertical stripes            ellipse
+    10 kite      red     diagonal stripes (45 deg)   rotated rectangle
+    11 disc      violet  smooth radial gradient      ellipse
+
+Pairs told apart by shape alone: flag / kite (triangle vs rectangle) and ring / disc
+(hole vs filled); sky / pond and ground / crate differ in texture and context.
 
 Labels hold the class ids; a 1-pixel band on every boundary between different classes
 (on the side of the region drawn later) is ``IGNORE_INDEX`` = 255, like the border in
@@ -27,8 +34,8 @@ PASCAL VOC.
 Domains (same classes and layout statistics, different look):
 
     clean    as described above
-    shifted  global colour shift (hue rotation by 35 deg and channel gains) plus
-             Gaussian pixel noise (sigma 0.05 of the range)
+    shifted  global colour shift (hue rotation by 25 deg, channel gains 1.08, 0.96,
+             0.88) plus Gaussian pixel noise (sigma 0.05 of the range)
     blurred  textures rendered at 1.7x their period, then a Gaussian blur
              (sigma 1 pixel at 64 px)
 
@@ -36,7 +43,7 @@ On-disk layout written by :func:`generate`:
 
     <root>/meta.json
     <root>/<domain>/<split>/images/<index:05d>.png   RGB, image_size x image_size
-    <root>/<domain>/<split>/labels/<index:05d>.png   mode "L", values 0..9 and 255
+    <root>/<domain>/<split>/labels/<index:05d>.png   mode "L", values 0..11 and 255
 
 with ``<domain>`` among the generated domains, ``<split>`` in train, val, test and
 ``<index>`` counting from 00000 within each split. ``meta.json`` holds::
@@ -112,6 +119,8 @@ CLASS_STYLES: tuple[ClassStyle, ...] = (
     ClassStyle("hedge", GREEN, "stripes", "rectangle", stripe_angle=0.0),
     ClassStyle("ring", VIOLET, "radial_gradient", "ring"),
     ClassStyle("lantern", VIOLET, "stripes", "ellipse", stripe_angle=90.0),
+    ClassStyle("kite", RED, "stripes", "rectangle", stripe_angle=45.0),
+    ClassStyle("disc", VIOLET, "radial_gradient", "ellipse"),
 )
 CLASSES: tuple[str, ...] = tuple(style.name for style in CLASS_STYLES)
 SKY, GROUND = CLASSES.index("sky"), CLASSES.index("ground")
@@ -160,8 +169,8 @@ def _texture(
 ) -> np.ndarray:
     """Texture value in [0, 1] over the whole grid (0 = light shade, 1 = dark shade).
 
-    ``scale`` multiplies every texture period; ``frame`` is the object's (centre x,
-    centre y, radius), used by the gradients.
+    ``scale`` multiplies every texture period. ``frame`` places the gradients: an
+    object's (centre x, centre y, radius), or a band's (unused, top row, bottom row).
     """
     kind = style.texture
     phase = rng.uniform(0.0, 1.0)
@@ -205,7 +214,9 @@ def _texture(
     raise ValueError(f"unknown texture {kind!r}")
 
 
-def _shape_mask(shape: str, rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+def _shape_mask(
+    shape: str, rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Mask of one object of ``shape`` at a random place, size and rotation, and its frame."""
     size = xx.shape[0]
     cx, cy = rng.uniform(0.08, 0.92, size=2) * size
@@ -245,7 +256,8 @@ def _horizon(rng: np.random.Generator, xx: np.ndarray) -> np.ndarray:
     slope = rng.uniform(-0.15, 0.15)
     amplitude = rng.uniform(0.0, 0.05) * size
     wavelength = rng.uniform(0.5, 1.5) * size
-    return height + slope * (xx - size / 2) + amplitude * np.sin(2.0 * np.pi * xx / wavelength + rng.uniform(0.0, 2.0 * np.pi))
+    phase = rng.uniform(0.0, 2.0 * np.pi)
+    return height + slope * (xx - size / 2) + amplitude * np.sin(2.0 * np.pi * xx / wavelength + phase)
 
 
 def _boundary_band(label: np.ndarray, layer: np.ndarray) -> np.ndarray:
@@ -319,6 +331,7 @@ def _texture_for(class_id: int, rng: np.random.Generator, xx: np.ndarray, yy: np
 
 def _paint(image: np.ndarray, label: np.ndarray, layer: np.ndarray, mask: np.ndarray, class_id: int,
            layer_id: int, look: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Draw one region over what is there: colours, class id and layer."""
     texture, light, dark = look
     image[mask] = light + (dark - light) * texture[mask][:, None]
     label[mask] = class_id
@@ -438,6 +451,8 @@ def generate(
             raise ValueError(f"num_{split} must be >= 0, got {count}")
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     workers = (os.cpu_count() or 1) if workers is None else workers
     meta = _meta(seed, image_size, counts, domains)
     _check_target(root, meta, overwrite)

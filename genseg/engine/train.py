@@ -115,7 +115,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         loss, logs = model.training_loss(images, labels)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {step} of run {cfg.name}; training stopped. "
+                f"loss is {loss.item()} at step {step + 1} of run {cfg.name}; training stopped. "
                 f"The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
             )
         optimizer.zero_grad(set_to_none=True)

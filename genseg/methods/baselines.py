@@ -35,7 +35,7 @@ def encoder_kwargs(options: SmpOptions) -> dict:
         )
     if not options.encoder.startswith("tu-"):
         raise ValueError(f"model.pretrained_file needs a timm encoder ('tu-...'), got {options.encoder!r}")
-    return {"encoder_weights": "imagenet", "pretrained_cfg_overlay": {"file": str(path)}}
+    return {"encoder_weights": True, "pretrained_cfg_overlay": {"file": str(path)}}
 
 
 def build_deeplabv3plus(options: SmpOptions, num_classes: int, ignore_index: int) -> PixelClassifier:

@@ -1,0 +1,166 @@
+"""The embedded synthetic dataset: determinism, layout, labels, domains, failure safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genseg.data import synthetic
+from genseg.data.synthetic import CLASSES, DOMAINS, IGNORE_INDEX, generate, render_scene
+
+TINY = dict(seed=3, image_size=32, num_train=6, num_val=6, num_test=6, domains=("clean", "blurred"))
+
+
+def files_by_name(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def scenes(domain: str, count: int, size: int = 64, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [render_scene(np.random.default_rng([seed, i]), size, domain) for i in range(count)]
+
+
+def test_regeneration_is_byte_identical_whatever_the_workers(tmp_path):
+    first = generate(tmp_path / "a", workers=2, **TINY)
+    second = generate(tmp_path / "b", workers=1, **TINY)
+    a, b = files_by_name(first), files_by_name(second)
+    assert len(a) == 2 * 3 * 6 * 2 + 1
+    assert a == b
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary folders left
+
+
+def test_layout_and_meta(tmp_path):
+    root = generate(tmp_path / "synthetic", workers=1, **{**TINY, "num_val": 2, "num_test": 3})
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta == {
+        "name": "synthetic",
+        "classes": list(CLASSES),
+        "ignore_index": 255,
+        "domains": ["clean", "blurred"],
+        "splits": {"train": 6, "val": 2, "test": 3},
+        "image_size": 32,
+        "seed": 3,
+        "version": 1,
+    }
+    assert sorted(p.name for p in root.iterdir()) == ["blurred", "clean", "meta.json"]
+    for domain in ("clean", "blurred"):
+        for split, count in meta["splits"].items():
+            names = [f"{i:05d}.png" for i in range(count)]
+            assert sorted(p.name for p in (root / domain / split / "images").iterdir()) == names
+            assert sorted(p.name for p in (root / domain / split / "labels").iterdir()) == names
+            with Image.open(root / domain / split / "images" / names[0]) as image:
+                assert (image.format, image.mode, image.size) == ("PNG", "RGB", (32, 32))
+            with Image.open(root / domain / split / "labels" / names[0]) as label:
+                assert (label.format, label.mode, label.size) == ("PNG", "L", (32, 32))
+
+
+def test_files_match_the_documented_rng(tmp_path):
+    root = generate(tmp_path / "synthetic", workers=1, **TINY)
+    domain_index, split_index, index = DOMAINS.index("blurred"), 2, 4
+    image, label = render_scene(np.random.default_rng([3, domain_index, split_index, index]), 32, "blurred")
+    folder = root / "blurred" / "test"
+    assert np.array_equal(np.asarray(Image.open(folder / "images" / "00004.png")), image)
+    assert np.array_equal(np.asarray(Image.open(folder / "labels" / "00004.png")), label)
+
+
+def test_scene_arrays_and_label_values():
+    for domain in DOMAINS:
+        for image, label in scenes(domain, 10, size=48):
+            assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+            assert label.shape == (48, 48) and label.dtype == np.uint8
+            values = set(np.unique(label).tolist())
+            assert values <= set(range(len(CLASSES))) | {IGNORE_INDEX}
+            assert IGNORE_INDEX in values
+            assert (label == IGNORE_INDEX).mean() < 0.2
+
+
+def test_boundary_band_is_one_pixel_on_the_later_layer():
+    label = np.zeros((8, 8), dtype=np.uint8)
+    layer = np.zeros((8, 8), dtype=np.int16)
+    label[4:], layer[4:] = 1, 1  # ground below sky
+    label[2:6, 2:6], layer[2:6, 2:6] = 5, 2  # an object across the horizon
+    band = synthetic._boundary_band(label, layer)
+    expected = np.zeros((8, 8), dtype=bool)
+    expected[4, [0, 1, 6, 7]] = True  # ground's top row, outside the object
+    expected[2:6, 2:6] = True
+    expected[3:5, 3:5] = False  # the object's outline
+    assert np.array_equal(band, expected)
+
+
+def test_ignore_pixels_touch_labelled_pixels():
+    for _, label in scenes("clean", 10):
+        padded = np.pad(label, 1, mode="edge")
+        neighbours = np.stack([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
+        ignore = label == IGNORE_INDEX
+        assert (neighbours != IGNORE_INDEX).any(0)[ignore].mean() > 0.95
+
+
+def test_every_class_appears_in_a_small_sample():
+    seen = set()
+    for _, label in scenes("clean", 40):
+        seen |= set(np.unique(label).tolist())
+    assert seen - {IGNORE_INDEX} == set(range(len(CLASSES)))
+
+
+def test_sky_above_ground():
+    for _, label in scenes("clean", 20):
+        assert (label[0] == CLASSES.index("ground")).sum() == 0
+        assert (label[-1] == CLASSES.index("sky")).sum() == 0
+
+
+def test_domains_share_layout_statistics_but_differ_in_look():
+    rendered = {domain: scenes(domain, 150) for domain in DOMAINS}
+    frequency = {}
+    mean_colour = {}
+    sharpness = {}
+    for domain, pairs in rendered.items():
+        labels = np.stack([label for _, label in pairs])
+        images = np.stack([image for image, _ in pairs]).astype(np.float64)
+        frequency[domain] = np.bincount(labels[labels != IGNORE_INDEX], minlength=len(CLASSES)) / labels.size
+        mean_colour[domain] = images.mean(axis=(0, 1, 2))
+        sharpness[domain] = np.abs(np.diff(images, axis=2)).mean()
+    for domain in DOMAINS:
+        assert np.abs(frequency[domain] - frequency["clean"]).max() < 0.06
+    assert np.abs(mean_colour["shifted"] - mean_colour["clean"]).max() > 8.0
+    assert sharpness["blurred"] < 0.6 * sharpness["clean"]
+    assert sharpness["shifted"] > sharpness["clean"]  # pixel noise
+
+
+def test_unknown_domain_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"'foggy'.*clean, shifted, blurred"):
+        generate(tmp_path / "synthetic", domains=("clean", "foggy"), workers=1)
+    with pytest.raises(ValueError, match="foggy"):
+        render_scene(np.random.default_rng(0), 32, "foggy")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_midway_leaves_nothing_at_root(tmp_path, monkeypatch):
+    calls = []
+    real_render = synthetic.render_scene
+
+    def flaky_render(rng, image_size, domain):
+        calls.append(domain)
+        if len(calls) > 5:
+            raise RuntimeError("renderer broke")
+        return real_render(rng, image_size, domain)
+
+    monkeypatch.setattr(synthetic, "render_scene", flaky_render)
+    with pytest.raises(RuntimeError, match="renderer broke"):
+        generate(tmp_path / "synthetic", workers=1, **TINY)
+    assert len(calls) == 6
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_root_needs_overwrite(tmp_path):
+    root = tmp_path / "synthetic"
+    root.mkdir()  # an empty folder is fine to fill
+    generate(root, workers=1, **TINY)
+    before = files_by_name(root)
+    with pytest.raises(FileExistsError, match=str(root)):
+        generate(root, workers=1, **TINY)
+    generate(root, workers=1, overwrite=True, **TINY)
+    assert files_by_name(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
