@@ -11,9 +11,11 @@ from typing import Any, Callable
 from ..config import ConfigError, ModelConfig, from_dict
 from . import baselines
 from .base import SegmentationMethod
+from .flowseg.method import FlowSegOptions, build_flowseg
 
 METHODS: dict[str, tuple[type, Callable[..., SegmentationMethod]]] = {
     "deeplabv3plus": (baselines.SmpOptions, baselines.build_deeplabv3plus),
+    "flowseg": (FlowSegOptions, build_flowseg),
 }
 
 
@@ -22,7 +24,13 @@ def method_options(model: ModelConfig) -> Any:
     if model.method not in METHODS:
         raise ConfigError(f"unknown model.method {model.method!r}; known methods: {', '.join(METHODS)}")
     options_cls, _ = METHODS[model.method]
-    return from_dict(options_cls, model.options, "model")
+    options = from_dict(options_cls, model.options, "model")
+    if hasattr(options, "check"):
+        try:
+            options.check()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    return options
 
 
 def build_method(model: ModelConfig, num_classes: int, ignore_index: int = 255) -> SegmentationMethod:
