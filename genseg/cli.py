@@ -11,9 +11,12 @@ import yaml
 
 
 def _options(pairs: list[str]) -> dict:
-    """``key=value`` pairs, values parsed as YAML (``steps=10`` -> int)."""
+    """``key=value`` pairs (also comma-joined), values parsed as YAML (``steps=10`` -> int).
+
+    The word ``default`` alone means no options (the workflow's default variant).
+    """
     out = {}
-    for pair in pairs:
+    for pair in (p for item in pairs for p in item.split(",") if p and p != "default"):
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"--option expects key=value, got {pair!r}")
@@ -49,8 +52,14 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .engine.evaluate import evaluate_run
+    from .engine.evaluate import evaluate_plan, evaluate_run
 
+    if args.plan:
+        plan = [(domain, options) for domain, options in json.loads(args.plan)]
+        print(evaluate_plan(args.run_dir, args.split, plan, args.out_dir, device=args.device))
+        return
+    if not args.out:
+        raise SystemExit("genseg evaluate: give --out (one evaluation) or --plan with --out-dir")
     record = evaluate_run(
         args.run_dir, args.split, args.domains.split(",") if args.domains else [], args.out,
         predict_options=_options(args.option), device=args.device,
@@ -59,9 +68,11 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from .report.aggregate import aggregate
+    from .report.aggregate import aggregate, aggregate_curves
 
     aggregate(args.metrics, args.out)
+    if args.curves_out:
+        aggregate_curves(args.curves, args.curves_out)
 
 
 def cmd_report(args) -> None:
@@ -72,11 +83,39 @@ def cmd_report(args) -> None:
 
     frame = pd.read_csv(args.metrics)
     out = Path(args.out_dir)
-    table = tables.miou_by_domain(frame)
-    caption = "Test mIoU (%) on each domain; models trained on the in-domain one."
-    write_text(out / "miou_by_domain.md", tables.to_markdown(table, caption))
-    write_text(out / "miou_by_domain.tex", tables.to_latex(table, caption, "tab:miou-by-domain"))
+    captions = {
+        "miou_by_domain": "Test mIoU (%) on each domain; models trained on the in-domain one.",
+        "flowseg_steps": "FlowSeg in-domain test mIoU (%) against Euler sampling steps.",
+        "flowseg_encodings": "FlowSeg in-domain test mIoU (%) by centroid encoding, objective and steps.",
+    }
+    for name, caption in captions.items():
+        table = getattr(tables, name)(frame)
+        write_text(out / f"{name}.md", tables.to_markdown(table, caption))
+        write_text(out / f"{name}.tex", tables.to_latex(table, caption, f"tab:{name.replace('_', '-')}"))
     figures.miou_by_domain(frame, out / "miou_by_domain")
+    figures.flowseg_steps(frame, out / "flowseg_steps")
+    curves = pd.read_csv(args.curves) if args.curves else pd.DataFrame(columns=["experiment", "step", "val_miou"])
+    figures.convergence(curves, out / "convergence")
+
+
+def cmd_models(args) -> None:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # built from configs with random weights; no hub
+    from .config import ModelConfig
+    from .methods import build_method
+    from .methods.baselines import PAPER_MODELS, PUBLISHED_PARAMS_M
+
+    print(f"{'model':<20} {'params (M)':>10} {'published':>10} {'diff':>7}  source (published counts: 150 classes)")
+    for name, section in PAPER_MODELS.items():
+        options = {k: v for k, v in section.items() if k != "method"}
+        model = build_method(ModelConfig(section["method"], options), args.num_classes)
+        count = sum(p.numel() for p in model.parameters()) / 1e6
+        if name in PUBLISHED_PARAMS_M:
+            published, source = PUBLISHED_PARAMS_M[name]
+            print(f"{name:<20} {count:>10.2f} {published:>10.1f} {100 * (count / published - 1):>+6.1f}%  {source}")
+        else:
+            print(f"{name:<20} {count:>10.2f} {'-':>10} {'-':>7}  -")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,20 +147,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--split", default="test")
     p.add_argument("--domains", default="", help="comma-separated; default: all")
-    p.add_argument("--out", required=True, help="metrics JSON path (an .npz of per-image areas goes beside it)")
-    p.add_argument("--option", action="append", default=[], help="predict option key=value (repeatable)")
+    p.add_argument("--out", default="", help="metrics JSON path (an .npz of per-image areas goes beside it)")
+    p.add_argument("--plan", default="", help='JSON list of [domain, {predict options}] pairs, e.g. \'[["clean", {"steps": 1}]]\'')
+    p.add_argument("--out-dir", default="", help="with --plan: writes <domain>/<variant>.json and index.json here")
+    p.add_argument("--option", action="append", default=[], help="predict option key=value (repeatable, or comma-joined)")
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("aggregate", help="metrics JSONs -> one tidy CSV")
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True)
+    p.add_argument("--curves", nargs="*", default=[], help="val_curve.csv files of the runs")
+    p.add_argument("--curves-out", default="", help="where to write the combined curves CSV")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("report", help="tidy CSV -> tables (Markdown, LaTeX) and figures (PNG, PDF)")
     p.add_argument("--metrics", required=True)
+    p.add_argument("--curves", default="", help="combined curves CSV from `genseg aggregate --curves-out`")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("models", help="parameter counts of the paper-size baselines (built offline, random weights)")
+    p.add_argument("--num-classes", type=int, default=150, help="default: 150 (ADE20K), as the published counts")
+    p.set_defaults(func=cmd_models)
     return parser
 
 

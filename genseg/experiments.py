@@ -43,3 +43,18 @@ def run_configs(workflow: dict, data_root: Path) -> dict[str, RunConfig]:
             except ConfigError as err:
                 raise ConfigError(f"experiment {name!r}: {err}") from None
     return runs
+
+
+def eval_plan(evaluate: dict, cfg: RunConfig) -> list[tuple[str, dict]]:
+    """(domain, predict options) pairs to evaluate for one run.
+
+    Every test domain gets the run's own predict options (``{}``); the in-domain test
+    domains also get one entry per value of each sweep declared for the run's method in
+    ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``).
+    """
+    plan: list[tuple[str, dict]] = [(domain, {}) for domain in evaluate["domains"]]
+    sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
+    for domain in evaluate["domains"]:
+        if domain in cfg.data.train_domains:
+            plan += [(domain, {key: value}) for key, values in sweeps.items() for value in values]
+    return plan

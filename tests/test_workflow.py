@@ -28,6 +28,11 @@ def tiny_workflow_config(name="tiny"):
     cfg["evaluate"]["domains"] = ["clean", "shifted"]
     cfg["defaults"]["optim"].update(iterations=6, warmup_iters=2)
     cfg["defaults"]["train"].update(val_every=3, checkpoint_every=3, val_max_images=8, progress=False)
+    keep = ("deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped")
+    cfg["experiments"] = {name: cfg["experiments"][name] for name in keep}
+    for name in keep[1:]:
+        cfg["experiments"][name]["optim"] = {"iterations": 4, "warmup_iters": 1}
+    cfg["evaluate"]["sweeps"] = {"flowseg": {"steps": [1, 2]}}
     return cfg
 
 
@@ -74,10 +79,18 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     assert set(miou.domain) == {"clean", "shifted"} and miou.value.between(0, 1).all()
     assert miou[miou.domain == "clean"].in_domain.all()
     table = (out / "report" / "miou_by_domain.md").read_text()
-    assert "deeplabv3plus-r18" in table and "clean (in-domain)" in table
+    assert "deeplabv3plus-r18" in table and "flowseg-kronecker-reshaped" in table and "clean (in-domain)" in table
     assert "\\begin{tabular}" in (out / "report" / "miou_by_domain.tex").read_text()
-    for ext in ("png", "pdf"):
-        assert (out / "report" / f"miou_by_domain.{ext}").stat().st_size > 1000
+    steps = (out / "report" / "flowseg_steps.md").read_text()
+    assert "kronecker, reshaped" in steps and "kronecker, vanilla" in steps and "2 steps" in steps
+    assert "reshaped, 1 step" in (out / "report" / "flowseg_encodings.md").read_text()
+    sweep = frame[(frame.metric == "miou") & (frame.variant == "steps=2")]
+    assert len(sweep) == 2 and (sweep.nfe == 2).all()
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves.experiment) == {"deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped"}
+    for name in ("miou_by_domain", "flowseg_steps", "convergence"):
+        for ext in ("png", "pdf"):
+            assert (out / "report" / f"{name}.{ext}").stat().st_size > 1000
     # Everything is up to date afterwards: a second call plans nothing.
     again = snakemake("-n", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -7,6 +7,7 @@ so statistics over images need no re-inference.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..config import load_run_config
 from ..data.base import IGNORE_INDEX, SegmentationDataset
 from ..data.layouts import load_split
 from ..io import atomic_path, write_json
-from ..methods import build_method
+from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, per_image_areas
 from .checkpoint import load_weights
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
@@ -58,6 +59,7 @@ def predict_split(
             for key, value in per_image_areas(pred, y, num_classes, IGNORE_INDEX).items():
                 areas[key].append(value.cpu().numpy())
     out = {
+        "nfe": getattr(model, "last_nfe", None) or None,
         "scores": matrix.compute(),
         "num_images": images,
         "predict_seconds": seconds,
@@ -66,6 +68,50 @@ def predict_split(
     if per_image:
         out["per_image"] = {k: np.concatenate(v) for k, v in areas.items()}
     return out
+
+
+def load_trained(run_dir: Path, split: str, domain: str, device: str | None = None):
+    """(config, model on its device, device) of a trained run (``config.yaml`` + ``model.safetensors``)."""
+    cfg = load_run_config(run_dir / "config.yaml")
+    dev = resolve_device(device or cfg.device)
+    spec = load_split(cfg.data.dataset, cfg.data.root, split, [domain] if domain else [])
+    model = build_method(cfg.model, spec.num_classes, IGNORE_INDEX)
+    load_weights(run_dir / "model.safetensors", model)
+    return cfg, model.to(dev), dev
+
+
+def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domains: list[str], out: Path, predict_options: dict | None = None, progress: bool = False) -> dict:
+    """Evaluate a loaded model on one split/domain set; writes ``out`` (.json) and its .npz."""
+    options = {**cfg.eval.predict, **(predict_options or {})}
+    spec = load_split(cfg.data.dataset, cfg.data.root, split, domains)
+    reset_peak_memory(dev)
+    start = time.perf_counter()
+    result = predict_split(
+        model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True, progress=progress
+    )
+    wall = time.perf_counter() - start
+    per_image = result.pop("per_image")
+    record = {
+        "run_id": run_id,
+        "experiment": cfg.name,
+        "method": cfg.model.method,
+        "dataset": cfg.data.dataset,
+        "train_domains": list(cfg.data.train_domains),
+        "split": split,
+        "domains": list(domains),
+        "predict_options": options,
+        "model": {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))},
+        "classes": list(spec.classes),
+        **result,
+        "wall_seconds": wall,
+        "peak_memory_mb": peak_memory_mb(dev),
+        "provenance": provenance(cfg.hash(), cfg.seed, dev),
+    }
+    with atomic_path(out.with_suffix(".npz")) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **per_image)
+    write_json(out.with_suffix(".json"), record)
+    return record
 
 
 def evaluate_run(
@@ -79,39 +125,29 @@ def evaluate_run(
     progress: bool = True,
 ) -> dict:
     """Evaluate a trained run on one split/domain set; writes ``out`` (.json) and its .npz."""
-    run_dir, out = Path(run_dir), Path(out)
-    cfg = load_run_config(run_dir / "config.yaml")
-    dev = resolve_device(device or cfg.device)
-    spec = load_split(cfg.data.dataset, cfg.data.root, split, domains)
-    model = build_method(cfg.model, spec.num_classes, IGNORE_INDEX)
-    load_weights(run_dir / "model.safetensors", model)
-    model.to(dev)
-    options = {**cfg.eval.predict, **(predict_options or {})}
-    dataset = SegmentationDataset(spec)
-    reset_peak_memory(dev)
-    start = time.perf_counter()
-    result = predict_split(
-        model, dataset, dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True, progress=progress
-    )
-    wall = time.perf_counter() - start
-    per_image = result.pop("per_image")
-    record = {
-        "run_id": run_dir.name,
-        "experiment": cfg.name,
-        "method": cfg.model.method,
-        "dataset": cfg.data.dataset,
-        "train_domains": list(cfg.data.train_domains),
-        "split": split,
-        "domains": list(domains),
-        "predict_options": options,
-        "classes": list(spec.classes),
-        **result,
-        "wall_seconds": wall,
-        "peak_memory_mb": peak_memory_mb(dev),
-        "provenance": provenance(cfg.hash(), cfg.seed, dev),
-    }
-    with atomic_path(out.with_suffix(".npz")) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **per_image)
-    write_json(out.with_suffix(".json"), record)
-    return record
+    run_dir = Path(run_dir)
+    cfg, model, dev = load_trained(run_dir, split, domains[0] if domains else "", device)
+    return evaluate_loaded(cfg, model, dev, run_dir.name, split, domains, Path(out), predict_options, progress)
+
+
+def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]], out_dir: str | Path, device: str | None = None) -> Path:
+    """Evaluate one run on several (domain, predict options) pairs with the model loaded once.
+
+    Writes ``<out_dir>/<domain>/<variant>.json`` (+ .npz) per pair, then ``<out_dir>/index.json``
+    listing them (relative paths), last, so a complete index means complete results.
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    cfg, model, dev = load_trained(run_dir, split, plan[0][0], device)
+    written = []
+    for domain, options in plan:
+        out = out_dir / domain / f"{variant_name(options)}.json"
+        evaluate_loaded(cfg, model, dev, run_dir.name, split, [domain], out, options)
+        written.append(str(out.relative_to(out_dir)))
+    index = out_dir / "index.json"
+    write_json(index, {"run_id": run_dir.name, "split": split, "records": written})
+    return index
+
+
+def variant_name(options: dict) -> str:
+    """``default`` for no options, else ``key=value`` pairs joined by commas (sorted)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(options.items())) or "default"

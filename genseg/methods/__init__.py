@@ -12,9 +12,15 @@ from ..config import ConfigError, ModelConfig, from_dict
 from . import baselines
 from .base import SegmentationMethod
 from .flowseg.method import FlowSegOptions, build_flowseg
+from .maskformer import MaskFormerOptions, build_maskformer
+from .ocrnet import OCRNetOptions, build_ocrnet
 
 METHODS: dict[str, tuple[type, Callable[..., SegmentationMethod]]] = {
     "deeplabv3plus": (baselines.SmpOptions, baselines.build_deeplabv3plus),
+    "segformer": (baselines.SegformerOptions, baselines.build_segformer),
+    "upernet": (baselines.UPerNetOptions, baselines.build_upernet),
+    "maskformer": (MaskFormerOptions, build_maskformer),
+    "ocrnet": (OCRNetOptions, build_ocrnet),
     "flowseg": (FlowSegOptions, build_flowseg),
 }
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..engine.evaluate import variant_name
 from ..io import atomic_path
 
 SUMMARY_METRICS = ("miou", "macc", "aacc")
 COLUMNS = [
     "run_id", "experiment", "method", "seed", "dataset", "train_domains", "split", "domain",
-    "in_domain", "predict_options", "metric", "value",
+    "in_domain", "variant", "predict_options", "steps", "nfe", "model_options", "metric", "value",
 ]
 
 
@@ -29,7 +30,11 @@ def tidy_rows(record: dict) -> list[dict]:
         "split": record["split"],
         "domain": domain,
         "in_domain": set(record["domains"]) <= set(record["train_domains"]),
+        "variant": variant_name(record["predict_options"]),
         "predict_options": json.dumps(record["predict_options"], sort_keys=True),
+        "steps": record["predict_options"].get("steps", record["model"].get("steps")),
+        "nfe": record.get("nfe"),
+        "model_options": json.dumps(record["model"], sort_keys=True),
     }
     scores = record["scores"]
     rows = [dict(key, metric=m, value=scores[m]) for m in SUMMARY_METRICS]
@@ -43,9 +48,30 @@ def tidy_rows(record: dict) -> list[dict]:
 
 def aggregate(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     rows = []
-    for path in paths:
-        rows += tidy_rows(json.loads(Path(path).read_text()))
-    frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["experiment", "seed", "split", "domain", "metric"])
+    for path in map(Path, paths):
+        data = json.loads(path.read_text())
+        if "records" in data:  # an index written by evaluate_plan
+            rows += [r for rel in data["records"] for r in tidy_rows(json.loads((path.parent / rel).read_text()))]
+        else:
+            rows += tidy_rows(data)
+    frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["experiment", "seed", "split", "domain", "variant", "metric"])
+    _write_csv(frame, out)
+    return frame
+
+
+def aggregate_curves(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
+    """Validation curves (``runs/<run_id>/val_curve.csv``) -> one CSV with run id, experiment, seed."""
+    frames = []
+    for path in map(Path, paths):
+        curve = pd.read_csv(path)
+        run_id = path.parent.name
+        experiment, _, seed = run_id.rpartition("-s")
+        frames.append(curve.assign(run_id=run_id, experiment=experiment, seed=int(seed)))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "experiment", "seed", "step", "val_miou"])
+    _write_csv(frame, out)
+    return frame
+
+
+def _write_csv(frame: pd.DataFrame, out: str | Path) -> None:
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
-    return frame

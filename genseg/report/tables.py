@@ -1,23 +1,70 @@
-"""Tables in Markdown and LaTeX with the same content."""
+"""Tables in Markdown and LaTeX with the same content (mIoU in percent)."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 
 
-def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Experiments x test domains, mIoU in percent; mean +- std over seeds when there are several."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split)]
-    stats = sel.groupby(["experiment", "domain", "in_domain"]).value.agg(["mean", "std", "count"]).reset_index()
-    stats["cell"] = [
-        f"{100 * m:.1f}" if n == 1 else f"{100 * m:.1f} ± {100 * s:.1f}"
-        for m, s, n in zip(stats["mean"], stats["std"], stats["count"])
-    ]
-    stats["column"] = [f"{d} (in-domain)" if i else d for d, i in zip(stats.domain, stats.in_domain)]
-    order = stats.sort_values(["in_domain", "domain"], ascending=[False, True]).column.unique()
-    table = stats.pivot(index="experiment", columns="column", values="cell")[list(order)]
-    table.index.name = "Method"
+def cell(mean: float, std: float, count: int) -> str:
+    """One reproduced number: ``mean`` for one seed, ``mean ± std`` over several."""
+    return f"{100 * mean:.1f}" if count == 1 or pd.isna(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def pivot_cells(sel: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
+    """Mean (± std over seeds) of ``value`` for each (index, columns) pair, as strings."""
+    stats = sel.groupby([index, columns]).value.agg(["mean", "std", "count"]).reset_index()
+    stats["cell"] = [cell(m, s, n) for m, s, n in zip(stats["mean"], stats["std"], stats["count"])]
+    table = stats.pivot(index=index, columns=columns, values="cell").fillna("–")
     table.columns.name = None
+    return table
+
+
+def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
+    """FlowSeg rows with ``encoding`` and ``objective`` (vanilla / reshaped) columns from model options."""
+    sel = frame[frame.method == "flowseg"].copy()
+    options = [json.loads(o) for o in sel.model_options]
+    sel["encoding"] = [o.get("encoding", "?") for o in options]
+    sel["objective"] = ["reshaped" if o.get("reshape") and o.get("lam", 0) > 0 else "vanilla" for o in options]
+    return sel
+
+
+def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Experiments x test domains (default predict options); the in-domain column first."""
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")].copy()
+    sel["column"] = [f"{d} (in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)]
+    table = pivot_cells(sel, "experiment", "column")
+    order = sorted(table.columns, key=lambda c: ("in-domain" not in c, c))
+    table = table[order]
+    table.index.name = "Method"
+    return table
+
+
+def flowseg_steps(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """FlowSeg in-domain mIoU against sampling steps (the steps sweep)."""
+    sel = flow_axes(frame)
+    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sel.variant.str.startswith("steps=")]
+    if sel.empty:
+        return pd.DataFrame({"Steps": ["no FlowSeg steps sweep in this config"]}).set_index("Steps")
+    sel["steps"] = sel.steps.astype(int)
+    sel["row"] = sel.encoding + ", " + sel.objective
+    table = pivot_cells(sel, "row", "steps")
+    table.columns = [f"{c} step" + ("s" if c > 1 else "") for c in table.columns]
+    table.index.name = "Encoding, objective"
+    return table
+
+
+def flowseg_encodings(frame: pd.DataFrame, split: str = "test", steps=(1, 10)) -> pd.DataFrame:
+    """FlowSeg in-domain mIoU by centroid encoding (rows) and objective x steps (columns)."""
+    sel = flow_axes(frame)
+    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sel.variant.str.startswith("steps=")]
+    sel = sel[sel.steps.astype(int).isin(steps)]
+    if sel.empty:
+        return pd.DataFrame({"Encoding": ["no FlowSeg steps sweep in this config"]}).set_index("Encoding")
+    sel["column"] = [f"{o}, {int(s)} step" + ("s" if int(s) > 1 else "") for o, s in zip(sel.objective, sel.steps)]
+    table = pivot_cells(sel, "encoding", "column")
+    table.index.name = "Encoding"
     return table
 
 
@@ -32,7 +79,7 @@ def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
 
 def to_latex(table: pd.DataFrame, caption: str = "", label: str = "") -> str:
     def esc(value) -> str:
-        return str(value).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%").replace("&", r"\&")
+        return str(value).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%").replace("&", r"\&").replace("–", "--")
 
     cols = "l" + "c" * len(table.columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule"]

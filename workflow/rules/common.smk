@@ -3,19 +3,17 @@ import json
 import os
 from pathlib import Path
 
-from genseg.experiments import run_configs
+from genseg.experiments import eval_plan, run_configs
 
 RESULTS = f"results/{config['name']}"
 DATA_ROOT = config["dataset"].get("root") or f"data/{config['dataset']['name']}"
 # Run configs are resolved and checked now, so a typo fails before any job starts.
 RUNS = run_configs(config, Path(DATA_ROOT).resolve())
 EVAL_SPLIT = config["evaluate"]["split"]
-EVAL_DOMAINS = config["evaluate"]["domains"]
 
 
 wildcard_constraints:
     run="|".join(RUNS) or "NONE",
-    domain="[A-Za-z0-9_+]+",
     split="[a-z]+",
 
 
@@ -28,20 +26,29 @@ def dataset_ready():
     return f"{DATA_ROOT}/meta.json"
 
 
+def eval_plan_json(wildcards):
+    return json.dumps(eval_plan(config["evaluate"], RUNS[wildcards.run]))
+
+
 def eval_outputs():
-    return expand(
-        f"{RESULTS}/runs/{{run}}/eval/{{split}}_{{domain}}.json",
-        run=RUNS,
-        split=EVAL_SPLIT,
-        domain=EVAL_DOMAINS,
-    )
+    """One index per run: its evaluations of every test domain and sweep value."""
+    return [f"{RESULTS}/runs/{run}/eval/{EVAL_SPLIT}/index.json" for run in RUNS]
+
+
+def curve_outputs():
+    return [f"{RESULTS}/runs/{run}/val_curve.csv" for run in RUNS]
 
 
 def report_outputs():
-    return [
-        f"{RESULTS}/metrics.csv",
-        f"{RESULTS}/report/miou_by_domain.md",
-        f"{RESULTS}/report/miou_by_domain.tex",
-        f"{RESULTS}/report/miou_by_domain.png",
-        f"{RESULTS}/report/miou_by_domain.pdf",
+    return [f"{RESULTS}/metrics.csv", f"{RESULTS}/curves.csv"] + [
+        f"{RESULTS}/report/{name}.{ext}" for name, exts in REPORT_FILES.items() for ext in exts
     ]
+
+
+# Tables (md, tex) and figures (png, pdf) that `genseg report` writes.
+REPORT_FILES = {
+    "miou_by_domain": ("md", "tex", "png", "pdf"),
+    "flowseg_steps": ("md", "tex", "png", "pdf"),
+    "flowseg_encodings": ("md", "tex"),
+    "convergence": ("png", "pdf"),
+}

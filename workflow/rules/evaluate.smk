@@ -1,4 +1,6 @@
-# Evaluate: one metrics JSON (+ per-image areas .npz) per run x split x domain.
+# Evaluate: one job per run and split loads the model once and evaluates every
+# (domain, predict options) pair of its plan (see genseg.experiments.eval_plan), writing
+# eval/<split>/<domain>/<variant>.json (+ .npz of per-image areas) and, last, index.json.
 
 
 rule evaluate:
@@ -6,12 +8,13 @@ rule evaluate:
         model=f"{RESULTS}/runs/{{run}}/model.safetensors",
         data=dataset_ready(),
     output:
-        metrics=f"{RESULTS}/runs/{{run}}/eval/{{split}}_{{domain}}.json",
-        per_image=f"{RESULTS}/runs/{{run}}/eval/{{split}}_{{domain}}.npz",
+        index=f"{RESULTS}/runs/{{run}}/eval/{{split}}/index.json",
     params:
         run_dir=lambda w, input: os.path.dirname(input.model),
+        out_dir=lambda w, output: os.path.dirname(output.index),
+        plan=eval_plan_json,
     log:
-        f"logs/{config['name']}/evaluate/{{run}}_{{split}}_{{domain}}.log",
+        f"logs/{config['name']}/evaluate/{{run}}_{{split}}.log",
     threads: 1
     resources:
         mem_mb=config["resources"]["eval_mem_mb"],
@@ -21,4 +24,4 @@ rule evaluate:
         "../../environment.yml"
     shell:
         "OMP_NUM_THREADS={threads} genseg evaluate {params.run_dir} --split {wildcards.split}"
-        " --domains {wildcards.domain} --out {output.metrics} > {log} 2>&1"
+        " --plan {params.plan:q} --out-dir {params.out_dir} > {log} 2>&1"

@@ -3,36 +3,46 @@
 
 rule aggregate:
     input:
-        eval_outputs(),
+        metrics=eval_outputs(),
+        curves=curve_outputs(),
     output:
-        f"{RESULTS}/metrics.csv",
+        metrics=f"{RESULTS}/metrics.csv",
+        curves=f"{RESULTS}/curves.csv",
     log:
         f"logs/{config['name']}/aggregate.log",
     localrule: True
     conda:
         "../../environment.yml"
     shell:
-        "genseg aggregate {input} --out {output} > {log} 2>&1"
+        "genseg aggregate {input.metrics} --out {output.metrics}"
+        " --curves {input.curves} --curves-out {output.curves} > {log} 2>&1"
 
 
 rule report:
     input:
-        f"{RESULTS}/metrics.csv",
+        metrics=f"{RESULTS}/metrics.csv",
+        curves=f"{RESULTS}/curves.csv",
     output:
-        md=f"{RESULTS}/report/miou_by_domain.md",
-        tex=f"{RESULTS}/report/miou_by_domain.tex",
-        png=report(
-            f"{RESULTS}/report/miou_by_domain.png",
-            caption="../report/miou_by_domain.rst",
-            category="Results",
-        ),
-        pdf=f"{RESULTS}/report/miou_by_domain.pdf",
+        [
+            (
+                report(
+                    f"{RESULTS}/report/{name}.{ext}",
+                    caption=f"../report/{name}.rst",
+                    category="Results",
+                )
+                if ext == "png"
+                else f"{RESULTS}/report/{name}.{ext}"
+            )
+            for name, exts in REPORT_FILES.items()
+            for ext in exts
+        ],
     params:
-        out_dir=lambda w, output: os.path.dirname(output.md),
+        out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         f"logs/{config['name']}/report.log",
     localrule: True
     conda:
         "../../environment.yml"
     shell:
-        "genseg report --metrics {input} --out-dir {params.out_dir} > {log} 2>&1"
+        "genseg report --metrics {input.metrics} --curves {input.curves}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

@@ -22,6 +22,7 @@ rule train:
     output:
         model=f"{RESULTS}/runs/{{run}}/model.safetensors",
         metrics=f"{RESULTS}/runs/{{run}}/train_metrics.json",
+        curve=f"{RESULTS}/runs/{{run}}/val_curve.csv",
     log:
         f"logs/{config['name']}/train/{{run}}.log",
     benchmark:

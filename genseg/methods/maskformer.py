@@ -1,0 +1,180 @@
+"""MaskFormer (Cheng, Schwing and Kirillov, NeurIPS 2021) from ``transformers``, built offline.
+
+Mask classification: N queries each predict a class distribution p_q over K + 1 classes
+(the last is "no object") and a binary mask m_q. Training uses the library's own loss:
+Hungarian matching of queries to the image's per-class ground-truth masks, then
+cross-entropy on classes plus focal (weight 20) and dice (weight 1) on matched masks;
+``deep_supervision`` repeats it on every decoder layer. The per-class masks come from the
+semantic label map as in the official code: one mask per class present, ignore pixels in
+none. Semantic inference (the library's ``post_process_semantic_segmentation``):
+scores_k(i) = sum_q p_q(k) sigmoid(m_q(i)), resized bilinearly to the input, argmax over k.
+
+Weights: random by default; ``pretrained_dir`` names a local ``save_pretrained`` folder
+(config.json + model.safetensors) read with ``from_pretrained(dir, local_files_only=True)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .base import ImageNorm, SegmentationMethod, pad_to_multiple
+from .baselines import pad_labels
+
+if TYPE_CHECKING:  # transformers is imported when a MaskFormer is built, not with genseg.methods
+    from transformers import MaskFormerConfig, MaskFormerForInstanceSegmentation
+
+
+@dataclass(frozen=True)
+class MaskFormerOptions:
+    """Swin backbone, FPN pixel decoder, DETR transformer decoder. Defaults are tiny; see PAPER_MODELS."""
+
+    embed_dim: int = 16  # Swin-T: 96
+    depths: tuple[int, ...] = (1, 1, 1, 1)  # Swin-T: (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (1, 2, 4, 8)  # Swin-T: (3, 6, 12, 24)
+    window_size: int = 4  # Swin-T: 7
+    drop_path_rate: float = 0.0  # 0.3 in the paper
+    fpn_channels: int = 32  # pixel decoder and mask embedding width: 256
+    decoder_dim: int = 32  # 256
+    decoder_layers: int = 1  # 6
+    decoder_heads: int = 2  # 8
+    decoder_ffn: int = 64  # 2048
+    num_queries: int = 16  # 100
+    deep_supervision: bool = False  # the paper: true (a loss on every decoder layer)
+    no_object_weight: float = 0.1
+    pretrained_dir: str = ""
+
+    def check(self) -> None:
+        if len(self.depths) != 4 or len(self.num_heads) != 4:
+            raise ValueError(f"model.depths and model.num_heads need 4 values (one per Swin stage), got {self.depths}, {self.num_heads}")
+        for stage, heads in enumerate(self.num_heads):
+            if (self.embed_dim * 2**stage) % heads:
+                raise ValueError(f"model.num_heads[{stage}] = {heads} does not divide the stage width {self.embed_dim * 2**stage}")
+        if self.decoder_dim % self.decoder_heads:
+            raise ValueError(f"model.decoder_heads = {self.decoder_heads} does not divide model.decoder_dim = {self.decoder_dim}")
+        if min(self.window_size, self.fpn_channels, self.decoder_layers, self.decoder_ffn, self.num_queries) < 1:
+            raise ValueError("model.window_size, fpn_channels, decoder_layers, decoder_ffn and num_queries must be >= 1")
+
+
+def maskformer_config(options: MaskFormerOptions, num_classes: int) -> MaskFormerConfig:
+    """The ``transformers`` config for ``options`` (no files, no hub)."""
+    from transformers import DetrConfig, MaskFormerConfig, SwinConfig
+
+    backbone = SwinConfig(
+        embed_dim=options.embed_dim,
+        depths=list(options.depths),
+        num_heads=list(options.num_heads),
+        window_size=options.window_size,
+        drop_path_rate=options.drop_path_rate,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    decoder = DetrConfig(
+        d_model=options.decoder_dim,
+        decoder_layers=options.decoder_layers,
+        decoder_attention_heads=options.decoder_heads,
+        decoder_ffn_dim=options.decoder_ffn,
+        num_queries=options.num_queries,
+        use_timm_backbone=False,
+    )
+    return MaskFormerConfig(
+        backbone_config=backbone,
+        decoder_config=decoder,
+        num_labels=num_classes,
+        fpn_feature_size=options.fpn_channels,
+        mask_feature_size=options.fpn_channels,
+        use_auxiliary_loss=options.deep_supervision,
+        no_object_weight=options.no_object_weight,
+    )
+
+
+def load_pretrained_dir(path: str, config: MaskFormerConfig) -> MaskFormerForInstanceSegmentation:
+    """``from_pretrained(path, local_files_only=True)`` with the options' config.
+
+    Only the class predictor may differ in size (another dataset's classes: re-initialised);
+    any other missing or mismatched weight is an error naming the folder.
+    """
+    from transformers import MaskFormerForInstanceSegmentation
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    folder = Path(path).expanduser()
+    expected = "a MaskFormer save_pretrained folder (config.json + model.safetensors)"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model.pretrained_dir {folder} does not exist; expected {expected}")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"model.pretrained_dir {folder} has no config.json; expected {expected}")
+    try:
+        net, info = MaskFormerForInstanceSegmentation.from_pretrained(
+            str(folder), config=config, local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    except OSError as err:
+        raise FileNotFoundError(f"model.pretrained_dir {folder}: {err}; expected {expected}") from None
+    mismatched = [entry[0] if isinstance(entry, tuple) else entry for entry in info.get("mismatched_keys", [])]
+    per_class = ("class_predictor.", "criterion.empty_weight")  # sized by the number of classes
+    bad = sorted(info.get("missing_keys", [])) + [k for k in mismatched if not k.startswith(per_class)]
+    if bad:
+        raise ValueError(f"model.pretrained_dir {folder} does not fit the model options: {len(bad)} missing or mismatched weights, e.g. {bad[:3]}")
+    return net
+
+
+class MaskFormer(SegmentationMethod):
+    """MaskFormer behind the one interface: Hungarian-matched mask loss, semantic inference."""
+
+    def __init__(self, options: MaskFormerOptions, num_classes: int, ignore_index: int = 255):
+        super().__init__()
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.norm = ImageNorm()
+        self.size_divisor = 32
+        config = maskformer_config(options, num_classes)
+        if options.pretrained_dir:
+            self.net = load_pretrained_dir(options.pretrained_dir, config)
+        else:
+            from transformers import MaskFormerForInstanceSegmentation
+
+            self.net = MaskFormerForInstanceSegmentation(config)
+
+    def targets(self, labels: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image: binary masks (n, H, W) of the n classes present, and those classes (n,)."""
+        masks, classes = [], []
+        for label in labels:
+            present = label.unique()
+            present = present[(present != self.ignore_index) & (present < self.num_classes)]
+            masks.append((label[None] == present[:, None, None]).float())
+            classes.append(present)
+        return masks, classes
+
+    def training_loss(self, images, labels):
+        x = pad_to_multiple(self.norm(images), self.size_divisor)
+        masks, classes = self.targets(pad_labels(labels, x.shape[-2:], self.ignore_index))
+        out = self.net(pixel_values=x, mask_labels=masks, class_labels=classes)
+        logs = {"loss": out.loss.item()}
+        return out.loss, logs
+
+    def scores(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, K, H, W) semantic scores sum_q p_q(k) sigmoid(m_q), at the input resolution."""
+        h, w = images.shape[-2:]
+        x = pad_to_multiple(self.norm(images), self.size_divisor)
+        out = self.net(pixel_values=x)
+        return semantic_scores(out.class_queries_logits, out.masks_queries_logits, x.shape[-2:])[..., :h, :w]
+
+    @torch.no_grad()
+    def predict(self, images, **options):
+        if options:
+            raise ValueError(f"{type(self).__name__}.predict takes no options, got {sorted(options)}")
+        return self.scores(images).argmax(1)
+
+
+def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size) -> torch.Tensor:
+    """The library's semantic post-processing: einsum over queries, then bilinear resize to ``size``."""
+    probs = class_logits.softmax(-1)[..., :-1]  # drop "no object"
+    scores = torch.einsum("bqk,bqhw->bkhw", probs, mask_logits.sigmoid())
+    return F.interpolate(scores, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def build_maskformer(options: MaskFormerOptions, num_classes: int, ignore_index: int) -> MaskFormer:
+    return MaskFormer(options, num_classes, ignore_index)

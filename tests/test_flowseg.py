@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+from genseg.config import ConfigError, ModelConfig, RunConfig
+from genseg.engine.evaluate import evaluate_run
+from genseg.engine.train import train
+from genseg.experiments import eval_plan
+from genseg.methods import build_method
+from genseg.methods.flowseg.sampler import euler, heun, nfe, sample
+
+TINY = {"width": 32, "depth": 1, "heads": 2, "hidden": 16, "pixel_features": 8}
+
+
+def tiny_flowseg(classes=5, **options):
+    torch.manual_seed(0)
+    return build_method(ModelConfig("flowseg", {**TINY, **options}), classes)
+
+
+@pytest.mark.parametrize("options", [{}, {"prediction": "x", "source": "image", "encoding": "bits"}, {"time_sampling": "logit_normal", "schedule": "annealed", "distance_transform": "inverse"}])
+def test_training_steps_lower_the_loss(options):
+    model = tiny_flowseg(**options)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 3, 32, 32, generator=g), torch.randint(0, 5, (4, 32, 32), generator=g)
+    y[:, :2] = 255
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(8):
+        torch.manual_seed(1)  # same t and noise each step: a fixed objective
+        loss, _ = model.training_loss(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+
+
+def test_predict_any_size_counts_nfe_and_is_deterministic_for_a_seed():
+    model = tiny_flowseg().eval()
+    x = torch.rand(2, 3, 40, 52)
+    a = model.predict(x, steps=3, seed=7)
+    assert a.shape == (2, 40, 52) and model.last_nfe == 3
+    assert torch.equal(a, model.predict(x, steps=3, seed=7))
+    model.predict(x, steps=3, sampler="heun")
+    assert model.last_nfe == 6 == nfe("heun", 3)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        model.predict(x, steps=0)
+
+
+def test_centroid_map_and_image_source():
+    model = tiny_flowseg(encoding="bits", source="image")
+    labels = torch.tensor([[[0, 3], [255, 4]]])
+    x1 = model.centroid_map(labels)
+    assert x1.shape == (1, 3, 2, 2) and torch.equal(x1[0, :, 1, 0], torch.zeros(3))
+    assert torch.equal(x1[0, :, 0, 1], model.centroids[3])
+    image = torch.rand(1, 3, 2, 2)
+    assert torch.allclose(model.source(image)[:, 0], image[:, 0] * 2 - 1)
+
+
+def test_samplers_on_known_fields():
+    x0 = torch.ones(1, 1, 1, 1)
+    const, n = euler(lambda x, t: torch.full_like(x, 2.0), x0, 4)
+    assert torch.allclose(const, torch.full_like(x0, 3.0)) and n == 4
+    e, _ = euler(lambda x, t: x, x0, 5)
+    h, n = heun(lambda x, t: x, x0, 5)
+    assert abs(h.item() - math.e) < abs(e.item() - math.e) and n == 10
+    with pytest.raises(ValueError, match="unknown sampler 'rk9'"):
+        sample("rk9", lambda x, t: x, x0, 2)
+
+
+@pytest.mark.parametrize("bad, message", [({"encoding": "hilbert"}, "model.encoding = 'hilbert'"), ({"steps": 0}, "model.steps must be >= 1"), ({"tau": -1.0}, "model.tau must be > 0"), ({"samplr": "euler"}, "did you mean 'sampler'")])
+def test_bad_config_is_named(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict({"model": {"method": "flowseg", **bad}})
+
+
+def test_one_checkpoint_evaluated_at_many_step_counts(tmp_path, tiny_synthetic, tiny_config):
+    cfg = tiny_config(tiny_synthetic, optim__iterations=2, model={"method": "flowseg", **TINY})
+    train(cfg, tmp_path / "flow-s0")
+    for steps in (1, 2):
+        record = evaluate_run(tmp_path / "flow-s0", "test", ["clean"], tmp_path / f"e{steps}.json", predict_options={"steps": steps}, progress=False)
+        assert record["nfe"] == steps and record["predict_options"] == {"steps": steps}
+        assert record["model"]["encoding"] == "kronecker"
+
+
+def test_eval_plan_sweeps_only_in_domain():
+    cfg = RunConfig.from_dict({"model": {"method": "flowseg"}, "data": {"train_domains": ["clean"]}})
+    evaluate = {"domains": ["clean", "shifted"], "sweeps": {"flowseg": {"steps": [1, 10]}}}
+    assert eval_plan(evaluate, cfg) == [("clean", {}), ("shifted", {}), ("clean", {"steps": 1}), ("clean", {"steps": 10})]
+    baseline = RunConfig.from_dict({"data": {"train_domains": ["clean"]}})
+    assert eval_plan(evaluate, baseline) == [("clean", {}), ("shifted", {})]
