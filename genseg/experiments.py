@@ -20,8 +20,11 @@ def run_id(experiment: str, seed: int) -> str:
     return f"{experiment}-s{seed}"
 
 
-def run_configs(workflow: dict, data_root: Path) -> dict[str, RunConfig]:
-    """Every run of the workflow config, checked strictly; errors name the experiment."""
+def run_configs(workflow: dict, data_root: str | Path) -> dict[str, RunConfig]:
+    """Every run of the workflow config, checked strictly; errors name the experiment.
+
+    ``data_root`` "" leaves the root to ``$GENSEG_DATA/<dataset>`` at run time.
+    """
     dataset = workflow["dataset"]
     runs = {}
     for name, overrides in workflow["experiments"].items():
@@ -33,7 +36,7 @@ def run_configs(workflow: dict, data_root: Path) -> dict[str, RunConfig]:
                 "seed": seed,
                 "data": {
                     "dataset": dataset["name"],
-                    "root": str(data_root),
+                    "root": str(data_root) if data_root else "",
                     "train_domains": workflow["train_domains"],
                 },
             }

@@ -94,3 +94,15 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     # Everything is up to date afterwards: a second call plans nothing.
     again = snakemake("-n", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_snakefiles_are_snakefmt_clean():
+    files = [str(REPO / "Snakefile"), *map(str, sorted((REPO / "workflow/rules").glob("*.smk")))]
+    run = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_paper_flowseg_config_plans_without_synthetic_data(tmp_path):
+    run = snakemake("-n", "--configfile", str(REPO / "workflow/config/paper-flowseg-ade20k.yaml"), "--directory", str(tmp_path))
+    text = planned_jobs(run)
+    assert "flowseg-l16-kronecker-reshaped" in text and "synthetic_data" not in text

@@ -6,9 +6,12 @@ from pathlib import Path
 from genseg.experiments import eval_plan, run_configs
 
 RESULTS = f"results/{config['name']}"
-DATA_ROOT = config["dataset"].get("root") or f"data/{config['dataset']['name']}"
+# The synthetic dataset is generated under data/ (or the given root); a real dataset is read
+# in place from its root, or from $GENSEG_DATA/<name> when the root is empty.
+SYNTHETIC = config["dataset"]["name"] == "synthetic"
+DATA_ROOT = config["dataset"].get("root") or ("data/synthetic" if SYNTHETIC else "")
 # Run configs are resolved and checked now, so a typo fails before any job starts.
-RUNS = run_configs(config, Path(DATA_ROOT).resolve())
+RUNS = run_configs(config, str(Path(DATA_ROOT).resolve()) if DATA_ROOT else "")
 EVAL_SPLIT = config["evaluate"]["split"]
 
 
@@ -22,8 +25,8 @@ def run_config_json(wildcards):
 
 
 def dataset_ready():
-    """The file that marks a complete dataset (the synthetic generator writes it last)."""
-    return f"{DATA_ROOT}/meta.json"
+    """The file that marks a complete synthetic dataset (written last); nothing for real data."""
+    return f"{DATA_ROOT}/meta.json" if SYNTHETIC else []
 
 
 def eval_plan_json(wildcards):
@@ -41,7 +44,9 @@ def curve_outputs():
 
 def report_outputs():
     return [f"{RESULTS}/metrics.csv", f"{RESULTS}/curves.csv"] + [
-        f"{RESULTS}/report/{name}.{ext}" for name, exts in REPORT_FILES.items() for ext in exts
+        f"{RESULTS}/report/{name}.{ext}"
+        for name, exts in REPORT_FILES.items()
+        for ext in exts
     ]
 
 

@@ -9,19 +9,19 @@ rule evaluate:
         data=dataset_ready(),
     output:
         index=f"{RESULTS}/runs/{{run}}/eval/{{split}}/index.json",
-    params:
-        run_dir=lambda w, input: os.path.dirname(input.model),
-        out_dir=lambda w, output: os.path.dirname(output.index),
-        plan=eval_plan_json,
     log:
         f"logs/{config['name']}/evaluate/{{run}}_{{split}}.log",
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         mem_mb=config["resources"]["eval_mem_mb"],
         runtime=30,
         gpu=config["resources"]["gpus_per_job"],
-    conda:
-        "../../environment.yml"
+    params:
+        run_dir=lambda w, input: os.path.dirname(input.model),
+        out_dir=lambda w, output: os.path.dirname(output.index),
+        plan=eval_plan_json,
     shell:
         "OMP_NUM_THREADS={threads} genseg evaluate {params.run_dir} --split {wildcards.split}"
         " --plan {params.plan:q} --out-dir {params.out_dir} > {log} 2>&1"

@@ -36,13 +36,13 @@ rule report:
             for name, exts in REPORT_FILES.items()
             for ext in exts
         ],
-    params:
-        out_dir=lambda w, output: os.path.dirname(output[0]),
     log:
         f"logs/{config['name']}/report.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
         "genseg report --metrics {input.metrics} --curves {input.curves}"
         " --out-dir {params.out_dir} > {log} 2>&1"

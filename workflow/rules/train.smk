@@ -4,13 +4,13 @@
 rule run_config:
     output:
         f"{RESULTS}/runs/{{run}}/config.yaml",
-    params:
-        cfg=run_config_json,
     log:
         f"logs/{config['name']}/run_config/{{run}}.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        cfg=run_config_json,
     shell:
         "genseg write-config --json {params.cfg:q} --out {output} > {log} 2>&1"
 
@@ -27,12 +27,12 @@ rule train:
         f"logs/{config['name']}/train/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    conda:
+        "../../environment.yml"
     threads: config["resources"]["train_threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
         gpu=config["resources"]["gpus_per_job"],
-    conda:
-        "../../environment.yml"
     shell:
         "OMP_NUM_THREADS={threads} genseg train {input.config} > {log} 2>&1"
