@@ -80,10 +80,13 @@ def load_trained(run_dir: Path, split: str, domain: str, device: str | None = No
     return cfg, model.to(dev), dev
 
 
-def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domains: list[str], out: Path, predict_options: dict | None = None, progress: bool = False) -> dict:
-    """Evaluate a loaded model on one split/domain set; writes ``out`` (.json) and its .npz."""
+def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domains: list[str], out: Path, predict_options: dict | None = None, progress: bool = False, spec=None) -> dict:
+    """Evaluate a loaded model on one split/domain set; writes ``out`` (.json) and its .npz.
+
+    ``spec``: the split already listed (``load_split``), to reuse across variants.
+    """
     options = {**cfg.eval.predict, **(predict_options or {})}
-    spec = load_split(cfg.data.dataset, cfg.data.root, split, domains)
+    spec = spec or load_split(cfg.data.dataset, cfg.data.root, split, domains)
     reset_peak_memory(dev)
     start = time.perf_counter()
     result = predict_split(
@@ -138,10 +141,12 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, dev = load_trained(run_dir, split, plan[0][0], device)
-    written = []
+    written, specs = [], {}
     for domain, options in plan:
+        if domain not in specs:  # list each domain's files once, whatever the number of variants
+            specs[domain] = load_split(cfg.data.dataset, cfg.data.root, split, [domain])
         out = out_dir / domain / f"{variant_name(options)}.json"
-        evaluate_loaded(cfg, model, dev, run_dir.name, split, [domain], out, options)
+        evaluate_loaded(cfg, model, dev, run_dir.name, split, [domain], out, options, spec=specs[domain])
         written.append(str(out.relative_to(out_dir)))
     index = out_dir / "index.json"
     write_json(index, {"run_id": run_dir.name, "split": split, "records": written})

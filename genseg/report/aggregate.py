@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..engine.evaluate import variant_name
+from ..experiments import RUN_ID
 from ..io import atomic_path
 
 SUMMARY_METRICS = ("miou", "macc", "aacc")
@@ -65,8 +66,10 @@ def aggregate_curves(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     for path in map(Path, paths):
         curve = pd.read_csv(path)
         run_id = path.parent.name
-        experiment, _, seed = run_id.rpartition("-s")
-        frames.append(curve.assign(run_id=run_id, experiment=experiment, seed=int(seed)))
+        match = RUN_ID.fullmatch(run_id)
+        if match is None:
+            raise ValueError(f"{path}: folder {run_id!r} is not a run id (<experiment>-s<seed>)")
+        frames.append(curve.assign(run_id=run_id, experiment=match["experiment"], seed=int(match["seed"])))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "experiment", "seed", "step", "val_miou"])
     _write_csv(frame, out)
     return frame

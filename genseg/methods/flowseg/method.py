@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ...encodings import ENCODINGS, centroids, nearest_centroid
 from ..base import ImageNorm, SegmentationMethod, pad_to_multiple
