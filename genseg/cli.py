@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report."""
+"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report, convert-dvae."""
 
 from __future__ import annotations
 
@@ -87,6 +87,8 @@ def cmd_report(args) -> None:
         "miou_by_domain": "Test mIoU (%) on each domain; models trained on the in-domain one.",
         "flowseg_steps": "FlowSeg in-domain test mIoU (%) against Euler sampling steps.",
         "flowseg_encodings": "FlowSeg in-domain test mIoU (%) by centroid encoding, objective and steps.",
+        "gss_reconstruction": "Maskige reconstruction upper bound, test mIoU (%): labels -> maskige -> frozen posterior -> inverse.",
+        "gss_prior": "GSS prior ablation, in-domain test mIoU / mAcc (%): token grid d and the auxiliary head (FF inverse).",
     }
     for name, caption in captions.items():
         table = getattr(tables, name)(frame)
@@ -116,6 +118,12 @@ def cmd_models(args) -> None:
             print(f"{name:<20} {count:>10.2f} {published:>10.1f} {100 * (count / published - 1):>+6.1f}%  {source}")
         else:
             print(f"{name:<20} {count:>10.2f} {'-':>10} {'-':>7}  -")
+
+
+def cmd_convert_dvae(args) -> None:
+    from .methods.gss.convert import convert_dvae
+
+    print(json.dumps({"out": str(convert_dvae(args.encoder, args.decoder, args.out))}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="parameter counts of the paper-size baselines (built offline, random weights)")
     p.add_argument("--num-classes", type=int, default=150, help="default: 150 (ADE20K), as the published counts")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("convert-dvae", help="OpenAI's dVAE pickles -> one safetensors file (once; needs `pip install dall-e`)")
+    p.add_argument("encoder", help="official encoder.pkl (unpickling runs code: only the official file)")
+    p.add_argument("decoder", help="official decoder.pkl")
+    p.add_argument("out", help="output .safetensors")
+    p.set_defaults(func=cmd_convert_dvae)
     return parser
 
 
@@ -177,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data.base import DataError
     from .engine.train import NonFiniteLossError
+    from .methods.gss.dvae import DVAEError
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DataError, NonFiniteLossError, FileNotFoundError, FileExistsError) as err:
+    except (ConfigError, DataError, NonFiniteLossError, DVAEError, FileNotFoundError, FileExistsError) as err:
         print(f"genseg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -79,6 +79,9 @@ class EvalConfig:
 
     batch_size: int = 16
     predict: dict = field(default_factory=dict)
+    mode: str = "whole"  # or "slide": windows of crop x crop every stride pixels
+    crop: int = 0
+    stride: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,17 +127,20 @@ def _check_values(cfg: RunConfig) -> None:
         "data.crop_size": cfg.data.crop_size,
         "data.batch_size": cfg.data.batch_size,
         "optim.lr": cfg.optim.lr,
-        "optim.iterations": cfg.optim.iterations,
         "eval.batch_size": cfg.eval.batch_size,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value!r}")
+    if cfg.eval.mode not in ("whole", "slide"):
+        raise ConfigError(f"eval.mode must be 'whole' or 'slide', got {cfg.eval.mode!r}")
+    if cfg.eval.mode == "slide" and not 0 < cfg.eval.stride <= cfg.eval.crop:
+        raise ConfigError(f"eval.mode 'slide' needs eval.crop > 0 and 0 < eval.stride <= eval.crop, got crop {cfg.eval.crop}, stride {cfg.eval.stride}")
     lo, hi = cfg.data.scale_range
     if not 0 < lo <= hi:
         raise ConfigError(f"data.scale_range must be 0 < low <= high, got {cfg.data.scale_range!r}")
-    if cfg.optim.warmup_iters < 0 or cfg.data.num_workers < 0:
-        raise ConfigError("optim.warmup_iters and data.num_workers must be >= 0")
+    if cfg.optim.iterations < 0 or cfg.optim.warmup_iters < 0 or cfg.data.num_workers < 0:
+        raise ConfigError("optim.iterations, optim.warmup_iters and data.num_workers must be >= 0 (iterations 0: nothing to train)")
 
 
 def load_run_config(path: str | Path) -> RunConfig:

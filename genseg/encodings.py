@@ -11,8 +11,8 @@ chunks so memory stays under a set budget.
 - ``random``: seeded uniform in [-1, 1]^3.
 - ``grid``: a regular RGB grid with L = max(2, ceil(N^(1/3))) levels per channel, N points
   taken evenly along the grid order (SymmFlow uses L = 6, 216 colours).
-- ``maskige``: GSS-FF's maximal-distance palette (ADE20K recipe for N <= 150, MSeg recipe for
-  N <= 194) with seeded jitter, mapped from 0..255 to [-1, 1].
+- ``maskige``: GSS-FF's maximal-distance palette (the official ADE20K recipe for N = 150, MSeg
+  for N = 194, an even grid sized for N otherwise) with seeded jitter, mapped to [-1, 1].
 - ``bits``: analog bits, D = ceil(log2 N) dimensions of +-1.
 - ``onehot``: D = N, +1 at the class, -1 elsewhere.
 """
@@ -60,11 +60,33 @@ def grid(n: int) -> np.ndarray:
     return points[index]
 
 
+def even_grid_counts(n: int) -> tuple[int, int, int]:
+    """Per-channel level counts r <= g <= b with r * g * b >= n: fewest levels on the busiest
+    channel (the largest grid step), then fewest colours."""
+    top = max(2, math.ceil(round(n ** (1 / 3), 9)))
+    while True:
+        options = [(r * g * top, (r, g, top)) for r in range(1, top + 1) for g in range(r, top + 1) if r * g * top >= n]
+        if options:
+            return min(options)[1]
+        top += 1
+
+
 def maskige_palette(n: int, seed: int = 0, recipe: str | None = None) -> np.ndarray:
-    """GSS-FF colours in 0..255 (uint8), (N, 3): an even RGB grid with seeded jitter."""
+    """GSS-FF colours in 0..255 (uint8), (N, 3): an even RGB grid with seeded jitter.
+
+    ``ade20k`` and ``mseg`` are the official recipes (150 and 194 colours; fewer classes take
+    the first N). ``even`` (the default for any other N) applies the same principle to N
+    classes: the smallest even grid with at least N points, levels from 15 to 240, jitter
+    +-15, so colours stay maximally apart (the ADE20K recipe's first 12 colours would all
+    share R < 30, 17 levels apart at worst).
+    """
     if recipe is None:
-        recipe = "ade20k" if n <= 150 else "mseg"
-    spec = MASKIGE_RECIPES[recipe]
+        recipe = {150: "ade20k", 194: "mseg"}.get(n, "even")
+    if recipe == "even":
+        counts = even_grid_counts(n)
+        spec = {"ranges": tuple(np.linspace(15, 240, c).round().astype(int) if c > 1 else [128] for c in counts), "jitter": (-15, 15), "drop": 0}
+    else:
+        spec = MASKIGE_RECIPES[recipe]
     grid_points = np.array(list(itertools.product(*spec["ranges"])))[spec["drop"] :]
     if n > len(grid_points):
         raise ValueError(f"maskige palette recipe {recipe!r} has {len(grid_points)} colours, {n} classes asked")

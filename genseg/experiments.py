@@ -4,6 +4,10 @@ The workflow config (``workflow/config/*.yaml``, schema in ``workflow/schemas``)
 ``defaults`` (run-config keys shared by every experiment) and ``experiments`` (each one's
 overrides). A run's id is ``<experiment>-s<seed>``; Snakemake wildcards and folder names
 use it as is.
+
+String values may name another run's files with ``{runs}`` (the runs folder) and
+``{seed}`` (this run's seed), e.g. GSS's ``posterior_file: "{runs}/vqvae-d4-s{seed}/model.safetensors"``;
+the workflow makes such files inputs of the run's training (:func:`upstream_files`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,28 @@ def run_id(experiment: str, seed: int) -> str:
     return f"{experiment}-s{seed}"
 
 
-def run_configs(workflow: dict, data_root: str | Path) -> dict[str, RunConfig]:
+def fill_placeholders(value, runs_dir: str, seed: int):
+    """``{runs}`` and ``{seed}`` in every string of a nested dict/list."""
+    if isinstance(value, dict):
+        return {k: fill_placeholders(v, runs_dir, seed) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_placeholders(v, runs_dir, seed) for v in value]
+    if isinstance(value, str):
+        return value.replace("{runs}", runs_dir).replace("{seed}", str(seed))
+    return value
+
+
+def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
+    """Files of other runs that ``cfg``'s model options name (inputs of its training)."""
+    runs_dir = str(runs_dir).rstrip("/") + "/"
+    return sorted(v for v in cfg.model.options.values() if isinstance(v, str) and v.startswith(runs_dir))
+
+
+def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs") -> dict[str, RunConfig]:
     """Every run of the workflow config, checked strictly; errors name the experiment.
 
-    ``data_root`` "" leaves the root to ``$GENSEG_DATA/<dataset>`` at run time.
+    ``data_root`` "" leaves the root to ``$GENSEG_DATA/<dataset>`` at run time; ``runs_dir``
+    fills ``{runs}`` placeholders.
     """
     dataset = workflow["dataset"]
     runs = {}
@@ -40,7 +62,7 @@ def run_configs(workflow: dict, data_root: str | Path) -> dict[str, RunConfig]:
                     "train_domains": workflow["train_domains"],
                 },
             }
-            data = merge(merge(base, workflow.get("defaults", {})), overrides or {})
+            data = merge(merge(base, workflow.get("defaults", {})), fill_placeholders(overrides or {}, str(runs_dir), seed))
             try:
                 runs[run_id(name, seed)] = RunConfig.from_dict(data)
             except ConfigError as err:

@@ -53,8 +53,9 @@ from genseg.experiments import run_configs  # noqa: E402
 from genseg.methods.baselines import PAPER_MODELS, PUBLISHED_PARAMS_M  # noqa: E402
 from genseg.methods.ocrnet import ObjectContext, SpatialGather  # noqa: E402
 
-BASELINES = ["deeplabv3plus", "segformer", "upernet", "maskformer", "ocrnet"]
-STATE_DICT_BASELINES = ["deeplabv3plus", "segformer", "upernet", "ocrnet"]  # weights_file; maskformer: pretrained_dir
+BASELINES = ["deeplabv3plus", "segformer", "upernet", "maskformer", "mask2former", "ocrnet"]
+STATE_DICT_BASELINES = ["deeplabv3plus", "segformer", "upernet", "ocrnet"]  # weights_file; (mask2)maskformer: pretrained_dir
+MASK_CLASSIFIERS = ["maskformer", "mask2former"]
 K = 12
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,19 +140,56 @@ def test_weights_file_takes_a_bare_smp_state_dict_and_a_torch_pickle(tmp_path):
     assert torch.equal(outputs(trained, x), outputs(loaded, x))
 
 
-def test_maskformer_pretrained_dir_reproduces_outputs_exactly(tmp_path):
+@pytest.mark.parametrize("method", MASK_CLASSIFIERS)
+def test_mask_classifier_pretrained_dir_reproduces_outputs_exactly(method, tmp_path):
     torch.manual_seed(1)
-    trained = tiny("maskformer")
+    trained = tiny(method)
     trained.net.save_pretrained(tmp_path / "mf")
     torch.manual_seed(2)
-    loaded = tiny("maskformer", pretrained_dir=str(tmp_path / "mf"))
+    loaded = tiny(method, pretrained_dir=str(tmp_path / "mf"))
     x = torch.rand(2, 3, 64, 64)
     assert torch.equal(outputs(trained, x), outputs(loaded, x))
-    other = tiny("maskformer", classes=7, pretrained_dir=str(tmp_path / "mf"))  # new classes: head re-initialised
-    assert torch.equal(other.net.model.pixel_level_module.decoder.mask_projection.weight,
-                       trained.net.model.pixel_level_module.decoder.mask_projection.weight)
+    other = tiny(method, classes=7, pretrained_dir=str(tmp_path / "mf"))  # new classes: head re-initialised
+    source = trained.state_dict()
+    kept = {k: v for k, v in other.state_dict().items() if not k.startswith(("net.class_predictor.", "net.criterion."))}
+    assert len(kept) > 50 and all(torch.equal(v, source[k]) for k, v in kept.items())
     with pytest.raises(ValueError, match=r"mf does not fit the model options"):
-        tiny("maskformer", pretrained_dir=str(tmp_path / "mf"), fpn_channels=64)
+        tiny(method, pretrained_dir=str(tmp_path / "mf"), fpn_channels=64)
+
+
+def test_maskformer_init_is_the_official_one_so_queries_differ():
+    """transformers' N(0, 0.02) decoder and query init leaves all queries alike (constant predictions)."""
+    torch.manual_seed(0)
+    model = tiny("maskformer").eval()
+    module = model.net.model.transformer_module
+    assert 0.8 < module.queries_embedder.weight.std() < 1.2  # nn.Embedding's N(0, 1)
+    bound = (6 / (2 * 32)) ** 0.5  # Xavier-uniform of the 32 x 32 attention projections
+    assert 0.9 * bound < module.decoder.layers[0].encoder_attn.q_proj.weight.abs().max() <= bound
+    x = model.norm(torch.rand(2, 3, 64, 64))
+    with torch.no_grad():
+        class_logits, mask_logits, _ = model.predictions(x)
+    assert class_logits.softmax(-1).std(1).mean() > 0.02  # queries disagree from the start
+    assert mask_logits.std(1).mean() > 0.1
+
+
+def test_maskformer_deep_supervision_uses_every_layers_normed_output():
+    """Each auxiliary prediction is what the decoder cut after that layer would predict."""
+    torch.manual_seed(0)
+    model = tiny("maskformer", decoder_layers=3, deep_supervision=True).eval()
+    x, y = fixed_batch()
+    loss, logs = model.training_loss(x, y)
+    x = model.norm(x)
+    with torch.no_grad():
+        _, _, aux = model.predictions(x)
+        assert len(aux) == 2
+        decoder = model.net.model.transformer_module.decoder
+        layers, model.net.config.use_auxiliary_loss = decoder.layers, False
+        for n, inner in enumerate(aux, start=1):
+            decoder.layers = layers[:n]
+            class_logits, mask_logits, _ = model.predictions(x)
+            assert torch.allclose(inner["class_queries_logits"], class_logits, atol=1e-5)
+            assert torch.allclose(inner["masks_queries_logits"], mask_logits, atol=1e-4)
+    assert torch.isfinite(loss) and loss.item() > logs["loss_mask"] + logs["loss_dice"] + logs["loss_cross_entropy"]
 
 
 def test_maskformer_inference_is_the_library_semantic_post_processing():
@@ -217,6 +255,7 @@ def test_ocrnet_hrnet_loads_a_local_timm_classifier_checkpoint(tmp_path):
     *[(m, "pretrained_file", "enc.safetensors") for m in STATE_DICT_BASELINES],
     *[(m, "weights_file", "all.safetensors") for m in STATE_DICT_BASELINES],
     ("maskformer", "pretrained_dir", "maskformer-dir"),
+    ("mask2former", "pretrained_dir", "mask2former-dir"),
 ])
 def test_missing_weight_files_fail_naming_path_and_format(method, key, name, tmp_path):
     missing = tmp_path / name
@@ -281,6 +320,10 @@ def test_bad_baseline_options_are_config_errors():
         RunConfig.from_dict({"model": {"method": "deeplabv3plus", "aspp_project_kernel": 5}})
     with pytest.raises(ConfigError, match="model.num_heads"):
         RunConfig.from_dict({"model": {"method": "maskformer", "num_heads": [3, 3, 3, 3]}})
+    with pytest.raises(ConfigError, match="model.decoder_heads"):
+        RunConfig.from_dict({"model": {"method": "mask2former", "decoder_dim": 30, "decoder_heads": 4}})
+    with pytest.raises(ConfigError, match="model.fpn_channels"):
+        RunConfig.from_dict({"model": {"method": "mask2former", "fpn_channels": 12}})
     with pytest.raises(ConfigError, match="unknown key 'model.encodr'"):
         RunConfig.from_dict({"model": {"method": "segformer", "encodr": "mit_b2"}})
     with pytest.raises(ConfigError, match="model.backbone must be a timm HRNet"):

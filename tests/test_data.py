@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genseg.data.base import DataError, SegmentationDataset, StreamSampler, identity_lut, pair_by_stem, read_label
+from genseg.data.base import (
+    DataError,
+    SegmentationDataset,
+    StreamSampler,
+    identity_lut,
+    pair_by_stem,
+    read_label,
+)
 from genseg.data.layouts import load_split
 from genseg.data.transforms import TrainTransform
 

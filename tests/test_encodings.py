@@ -1,7 +1,15 @@
+import numpy as np
 import pytest
 import torch
 
-from genseg.encodings import ENCODINGS, centroids, maskige_palette, min_pairwise_distance, nearest_centroid
+from genseg.encodings import (
+    ENCODINGS,
+    centroids,
+    even_grid_counts,
+    maskige_palette,
+    min_pairwise_distance,
+    nearest_centroid,
+)
 
 
 @pytest.mark.parametrize("name", ENCODINGS)
@@ -29,7 +37,18 @@ def test_maskige_recipes_count_and_range():
     mseg = maskige_palette(194)
     assert mseg.shape == (194, 3) and mseg.max() <= 255
     with pytest.raises(ValueError, match="has 194 colours, 200 classes"):
-        maskige_palette(200)
+        maskige_palette(200, recipe="mseg")
+    assert maskige_palette(100, recipe="ade20k").shape == (100, 3)  # the first 100 of the 150
+
+
+@pytest.mark.parametrize("n", [2, 11, 12, 19, 21, 171])
+def test_even_maskige_palette_spreads_colours_for_any_class_count(n):
+    colours = maskige_palette(n).astype(float)
+    assert colours.shape == (n, 3) and colours.min() >= 0 and colours.max() <= 255
+    d = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(-1)) + np.eye(n) * 999
+    counts = sorted(even_grid_counts(n))
+    assert d.min() >= 225 / (counts[-1] - 1) - 2 * 15 * np.sqrt(3)  # a grid step less the worst jitter
+    assert np.prod(counts) >= n > np.prod(counts) - min(counts[0] * counts[1], np.prod(counts))
 
 
 def test_unknown_encoding_is_named():

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from genseg.methods.flowseg.objective import TRANSFORMS, ObjectiveOptions, potential, potential_grad, reshaped_target
+from genseg.methods.flowseg.objective import (
+    TRANSFORMS,
+    ObjectiveOptions,
+    potential,
+    potential_grad,
+    reshaped_target,
+)
 
 
 @pytest.mark.parametrize("kind", TRANSFORMS)

@@ -8,7 +8,6 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
 
 
@@ -28,10 +27,12 @@ def tiny_workflow_config(name="tiny"):
     cfg["evaluate"]["domains"] = ["clean", "shifted"]
     cfg["defaults"]["optim"].update(iterations=6, warmup_iters=2)
     cfg["defaults"]["train"].update(val_every=3, checkpoint_every=3, val_max_images=8, progress=False)
-    keep = ("deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped")
+    keep = ("deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped",
+            "vqvae-d4", "maskige-ff", "maskige-ft", "gss-ff", "gss-ft")  # GSS: its three stages, chained
     cfg["experiments"] = {name: cfg["experiments"][name] for name in keep}
     for name in keep[1:]:
-        cfg["experiments"][name]["optim"] = {"iterations": 4, "warmup_iters": 1}
+        optim = cfg["experiments"][name].get("optim", {})
+        cfg["experiments"][name]["optim"] = {"iterations": 4 if optim.get("iterations", 1) else 0, "warmup_iters": 1}
     cfg["evaluate"]["sweeps"] = {"flowseg": {"steps": [1, 2]}}
     return cfg
 
@@ -86,8 +87,12 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     assert "reshaped, 1 step" in (out / "report" / "flowseg_encodings.md").read_text()
     sweep = frame[(frame.metric == "miou") & (frame.variant == "steps=2")]
     assert len(sweep) == 2 and (sweep.nfe == 2).all()
+    gss = (out / "report" / "gss_reconstruction.md").read_text()
+    assert "| FF (vqvae, d = 1/4)" in gss and "| FT (vqvae" in gss
+    assert "d = 1/4, auxiliary head" in (out / "report" / "gss_prior.md").read_text()
+    assert "gss-ft" in table and "maskige-ff" not in table  # upper bounds are not methods
     curves = pd.read_csv(out / "curves.csv")
-    assert set(curves.experiment) == {"deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped"}
+    assert {"deeplabv3plus-r18", "flowseg-kronecker-reshaped", "vqvae-d4", "gss-ft"} <= set(curves.experiment)
     for name in ("miou_by_domain", "flowseg_steps", "convergence"):
         for ext in ("png", "pdf"):
             assert (out / "report" / f"{name}.{ext}").stat().st_size > 1000

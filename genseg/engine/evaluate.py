@@ -22,6 +22,7 @@ from ..io import atomic_path, write_json
 from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, per_image_areas
 from .checkpoint import load_weights
+from .inference import predict_batch
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
 
 
@@ -36,8 +37,11 @@ def predict_split(
     max_images: int = 0,
     per_image: bool = False,
     progress: bool = False,
+    window: dict | None = None,
 ) -> dict:
-    """Run ``model.predict`` over ``dataset``; returns scores, timing and optional per-image areas."""
+    """Run ``model.predict`` over ``dataset``; returns scores, timing and optional per-image areas.
+
+    ``window``: ``{"mode": "slide", "crop": c, "stride": s}`` for sliding-window inference."""
     model.eval()
     num_classes = dataset.spec.num_classes
     indices = range(len(dataset)) if not max_images else range(min(max_images, len(dataset)))
@@ -49,7 +53,7 @@ def predict_split(
     for batch in tqdm(loader, desc=f"eval {dataset.spec.name}", disable=not progress, leave=False):
         x, y = batch["image"].to(device), batch["label"].to(device)
         start = time.perf_counter()
-        pred = model.predict(x, **(predict_options or {}))
+        pred = predict_batch(model, x, y, num_classes, **(window or {}), **(predict_options or {}))
         if device.type != "cpu":
             torch.accelerator.synchronize(device)
         seconds += time.perf_counter() - start
@@ -90,7 +94,8 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domains: list[str]
     reset_peak_memory(dev)
     start = time.perf_counter()
     result = predict_split(
-        model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True, progress=progress
+        model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True,
+        progress=progress, window=eval_window(cfg),
     )
     wall = time.perf_counter() - start
     per_image = result.pop("per_image")
@@ -151,6 +156,11 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
     index = out_dir / "index.json"
     write_json(index, {"run_id": run_dir.name, "split": split, "records": written})
     return index
+
+
+def eval_window(cfg) -> dict:
+    """The run's inference mode as ``predict_batch`` keywords."""
+    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride}
 
 
 def variant_name(options: dict) -> str:

@@ -27,7 +27,7 @@ from ..data.transforms import TrainTransform
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
-from .evaluate import predict_split
+from .evaluate import eval_window, predict_split
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
 
 
@@ -138,7 +138,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         if (cfg.train.val_every and done % cfg.train.val_every == 0) or done == total:
             scores = predict_split(
                 model, val_set, device, batch_size=cfg.eval.batch_size,
-                predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images,
+                predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images, window=eval_window(cfg),
             )["scores"]
             model.train()
             writer.add_scalar("val/mIoU", scores["miou"], done)
@@ -147,6 +147,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         if (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0) or done == total:
             save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler)
     writer.close()
+    _write_curve(curve_path, curve)  # also when there was nothing to train (iterations: 0)
 
     save_weights(run_dir / "model.safetensors", model, {"config_hash": cfg.hash()})
     record = {

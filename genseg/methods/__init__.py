@@ -12,6 +12,15 @@ from ..config import ConfigError, ModelConfig, from_dict
 from . import baselines
 from .base import SegmentationMethod
 from .flowseg.method import FlowSegOptions, build_flowseg
+from .gss.method import (
+    GSSOptions,
+    MaskigeOptions,
+    VQVAEOptions,
+    build_gss,
+    build_maskige,
+    build_vqvae,
+)
+from .mask2former import Mask2FormerOptions, build_mask2former
 from .maskformer import MaskFormerOptions, build_maskformer
 from .ocrnet import OCRNetOptions, build_ocrnet
 
@@ -20,8 +29,12 @@ METHODS: dict[str, tuple[type, Callable[..., SegmentationMethod]]] = {
     "segformer": (baselines.SegformerOptions, baselines.build_segformer),
     "upernet": (baselines.UPerNetOptions, baselines.build_upernet),
     "maskformer": (MaskFormerOptions, build_maskformer),
+    "mask2former": (Mask2FormerOptions, build_mask2former),
     "ocrnet": (OCRNetOptions, build_ocrnet),
     "flowseg": (FlowSegOptions, build_flowseg),
+    "vqvae": (VQVAEOptions, build_vqvae),
+    "maskige": (MaskigeOptions, build_maskige),
+    "gss": (GSSOptions, build_gss),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,3 +70,9 @@ class PixelClassifier(SegmentationMethod):
         if options:
             raise ValueError(f"{type(self).__name__}.predict takes no options, got {sorted(options)}")
         return self.logits(images).argmax(1)
+
+
+def timm_features(encoder: str, pretrained_file: str = "", **kwargs) -> nn.Module:
+    """A timm backbone with ``features_only=True``; weights only from a local ``pretrained_file``."""
+    overlay = {"pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
+    return timm.create_model(encoder, pretrained=bool(pretrained_file), features_only=True, **overlay, **kwargs)

@@ -1,7 +1,8 @@
 """Discriminative baselines: DeepLabV3+, SegFormer and UPerNet from segmentation_models_pytorch.
 
-MaskFormer (:mod:`.maskformer`) and OCRNet (:mod:`.ocrnet`) live beside this module; all five
-are tiny at their default options and paper-size with the option sets in :data:`PAPER_MODELS`.
+MaskFormer (:mod:`.maskformer`), Mask2Former (:mod:`.mask2former`) and OCRNet (:mod:`.ocrnet`)
+live beside this module; all six are tiny at their default options and paper-size with the
+option sets in :data:`PAPER_MODELS`.
 
 Weights come from local files only, never a hub:
 
@@ -326,6 +327,15 @@ PAPER_MODELS: dict[str, dict] = {
         "window_size": 7, "drop_path_rate": 0.3, "fpn_channels": 256, "decoder_dim": 256, "decoder_layers": 6,
         "decoder_heads": 8, "decoder_ffn": 2048, "num_queries": 100, "deep_supervision": True,
     },
+    # Mask2Former Swin-T (ADE20K semantic): Swin-T backbone, 6-layer MSDeformAttn pixel decoder 256 wide,
+    # 9 masked-attention layers (transformers counts 10 with the query-feature prediction), 100 queries,
+    # mask losses on 112 x 112 = 12544 sampled points.
+    "mask2former-swin-t": {
+        "method": "mask2former", "embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24],
+        "window_size": 7, "drop_path_rate": 0.3, "fpn_channels": 256, "encoder_layers": 6, "encoder_ffn": 1024,
+        "decoder_dim": 256, "decoder_layers": 10, "decoder_heads": 8, "decoder_ffn": 2048, "num_queries": 100,
+        "train_num_points": 12544,
+    },
     # OCRNet HRNetV2-W48: OCR 512 wide, keys 256, 1x1 auxiliary head 720 wide (the backbone's).
     "ocrnet-hrnet-w48": {"method": "ocrnet", "backbone": "hrnet_w48", "ocr_channels": 512, "key_channels": 256},
     # UPerNet ConvNeXt-T (ConvNeXt paper): UPerHead 512 wide, FCN auxiliary head 256 wide.
@@ -339,6 +349,7 @@ PUBLISHED_PARAMS_M: dict[str, tuple[float, str]] = {
     "deeplabv3plus-r101": (62.7, "SegFormer paper, Table 2 (mmseg, with auxiliary head)"),
     "segformer-b2": (27.5, "SegFormer paper, Table 2"),
     "maskformer-swin-t": (42.0, "MaskFormer paper, Table 1"),
+    "mask2former-swin-t": (47.0, "Mask2Former paper, ADE20K semantic results (Swin-T)"),
     "ocrnet-hrnet-w48": (70.3, "HRNet-Semantic-Segmentation (HRNetV2-W48 + OCR)"),
     "upernet-convnext-t": (60.0, "ConvNeXt paper, Table 3"),
 }

@@ -9,6 +9,11 @@ semantic label map as in the official code: one mask per class present, ignore p
 none. Semantic inference (the library's ``post_process_semantic_segmentation``):
 scores_k(i) = sum_q p_q(k) sigmoid(m_q(i)), resized bilinearly to the input, argmax over k.
 
+Two departures of ``transformers``' MaskFormer from the official code are undone here: its
+N(0, 0.02) init of the transformer decoder and queries (every query predicted the same
+class and mask, a constant map; :func:`official_init`), and its deep-supervision inputs
+(:meth:`MaskFormer.predictions`). :mod:`.mask2former` reuses this module's pieces.
+
 Weights: random by default; ``pretrained_dir`` names a local ``save_pretrained`` folder
 (config.json + model.safetensors) read with ``from_pretrained(dir, local_files_only=True)``.
 """
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .base import ImageNorm, SegmentationMethod, pad_to_multiple
 from .baselines import pad_labels
@@ -49,22 +55,27 @@ class MaskFormerOptions:
     pretrained_dir: str = ""
 
     def check(self) -> None:
-        if len(self.depths) != 4 or len(self.num_heads) != 4:
-            raise ValueError(f"model.depths and model.num_heads need 4 values (one per Swin stage), got {self.depths}, {self.num_heads}")
-        for stage, heads in enumerate(self.num_heads):
-            if (self.embed_dim * 2**stage) % heads:
-                raise ValueError(f"model.num_heads[{stage}] = {heads} does not divide the stage width {self.embed_dim * 2**stage}")
-        if self.decoder_dim % self.decoder_heads:
-            raise ValueError(f"model.decoder_heads = {self.decoder_heads} does not divide model.decoder_dim = {self.decoder_dim}")
+        check_swin_and_decoder(self)
         if min(self.window_size, self.fpn_channels, self.decoder_layers, self.decoder_ffn, self.num_queries) < 1:
             raise ValueError("model.window_size, fpn_channels, decoder_layers, decoder_ffn and num_queries must be >= 1")
 
 
-def maskformer_config(options: MaskFormerOptions, num_classes: int) -> MaskFormerConfig:
-    """The ``transformers`` config for ``options`` (no files, no hub)."""
-    from transformers import DetrConfig, MaskFormerConfig, SwinConfig
+def check_swin_and_decoder(options) -> None:
+    """Checks shared with Mask2Former: four Swin stages whose widths the heads divide, decoder heads likewise."""
+    if len(options.depths) != 4 or len(options.num_heads) != 4:
+        raise ValueError(f"model.depths and model.num_heads need 4 values (one per Swin stage), got {options.depths}, {options.num_heads}")
+    for stage, heads in enumerate(options.num_heads):
+        if (options.embed_dim * 2**stage) % heads:
+            raise ValueError(f"model.num_heads[{stage}] = {heads} does not divide the stage width {options.embed_dim * 2**stage}")
+    if options.decoder_dim % options.decoder_heads:
+        raise ValueError(f"model.decoder_heads = {options.decoder_heads} does not divide model.decoder_dim = {options.decoder_dim}")
 
-    backbone = SwinConfig(
+
+def swin_config(options):
+    """The Swin backbone's ``transformers`` config from the shared options (four stages out)."""
+    from transformers import SwinConfig
+
+    return SwinConfig(
         embed_dim=options.embed_dim,
         depths=list(options.depths),
         num_heads=list(options.num_heads),
@@ -72,6 +83,12 @@ def maskformer_config(options: MaskFormerOptions, num_classes: int) -> MaskForme
         drop_path_rate=options.drop_path_rate,
         out_features=["stage1", "stage2", "stage3", "stage4"],
     )
+
+
+def maskformer_config(options: MaskFormerOptions, num_classes: int) -> MaskFormerConfig:
+    """The ``transformers`` config for ``options`` (no files, no hub)."""
+    from transformers import DetrConfig, MaskFormerConfig
+
     decoder = DetrConfig(
         d_model=options.decoder_dim,
         decoder_layers=options.decoder_layers,
@@ -81,7 +98,7 @@ def maskformer_config(options: MaskFormerOptions, num_classes: int) -> MaskForme
         use_timm_backbone=False,
     )
     return MaskFormerConfig(
-        backbone_config=backbone,
+        backbone_config=swin_config(options),
         decoder_config=decoder,
         num_labels=num_classes,
         fpn_feature_size=options.fpn_channels,
@@ -91,24 +108,26 @@ def maskformer_config(options: MaskFormerOptions, num_classes: int) -> MaskForme
     )
 
 
-def load_pretrained_dir(path: str, config: MaskFormerConfig) -> MaskFormerForInstanceSegmentation:
-    """``from_pretrained(path, local_files_only=True)`` with the options' config.
+def load_pretrained_dir(path: str, config, model_class=None, name: str = "MaskFormer"):
+    """``model_class.from_pretrained(path, local_files_only=True)`` with the options' config.
 
+    ``model_class`` defaults to MaskFormerForInstanceSegmentation (``name`` goes in messages).
     Only the class predictor may differ in size (another dataset's classes: re-initialised);
     any other missing or mismatched weight is an error naming the folder.
     """
-    from transformers import MaskFormerForInstanceSegmentation
     from transformers.utils import logging
 
+    if model_class is None:
+        from transformers import MaskFormerForInstanceSegmentation as model_class
     logging.disable_progress_bar()
     folder = Path(path).expanduser()
-    expected = "a MaskFormer save_pretrained folder (config.json + model.safetensors)"
+    expected = f"a {name} save_pretrained folder (config.json + model.safetensors)"
     if not folder.is_dir():
         raise FileNotFoundError(f"model.pretrained_dir {folder} does not exist; expected {expected}")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"model.pretrained_dir {folder} has no config.json; expected {expected}")
     try:
-        net, info = MaskFormerForInstanceSegmentation.from_pretrained(
+        net, info = model_class.from_pretrained(
             str(folder), config=config, local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True
         )
     except OSError as err:
@@ -121,22 +140,50 @@ def load_pretrained_dir(path: str, config: MaskFormerConfig) -> MaskFormerForIns
     return net
 
 
-class MaskFormer(SegmentationMethod):
-    """MaskFormer behind the one interface: Hungarian-matched mask loss, semantic inference."""
+@torch.no_grad()
+def official_init(net: MaskFormerForInstanceSegmentation) -> None:
+    """The official MaskFormer's initialisation of the transformer predictor.
 
-    def __init__(self, options: MaskFormerOptions, num_classes: int, ignore_index: int = 255):
+    ``transformers`` initialises the DETR decoder's weights and the query embeddings with
+    N(0, 0.02). The official code (DETR's ``Transformer._reset_parameters``) uses
+    Xavier-uniform for the decoder's matrices, PyTorch's N(0, 1) for ``nn.Embedding``
+    queries and ``nn.Linear``'s default for the class head. With the small init every
+    query attends almost uniformly and sees the same features, so all queries predict the
+    same class and mask, and training does not break the tie (a constant prediction).
+    """
+    for param in net.model.transformer_module.decoder.parameters():
+        if param.dim() > 1:
+            nn.init.xavier_uniform_(param)
+    nn.init.normal_(net.model.transformer_module.queries_embedder.weight)
+    net.class_predictor.reset_parameters()
+
+
+class MaskFormer(SegmentationMethod):
+    """MaskFormer behind the one interface: Hungarian-matched mask loss, semantic inference.
+
+    Subclasses (Mask2Former) override :meth:`build_net` and :meth:`predictions`; targets,
+    loss and inference are shared.
+    """
+
+    upsample_mask_logits = False  # the library's MaskFormer post-processing resizes the scores
+
+    def __init__(self, options, num_classes: int, ignore_index: int = 255):
         super().__init__()
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.norm = ImageNorm()
         self.size_divisor = 32
+        self.net = self.build_net(options, num_classes)
+
+    def build_net(self, options: MaskFormerOptions, num_classes: int) -> MaskFormerForInstanceSegmentation:
         config = maskformer_config(options, num_classes)
         if options.pretrained_dir:
-            self.net = load_pretrained_dir(options.pretrained_dir, config)
-        else:
-            from transformers import MaskFormerForInstanceSegmentation
+            return load_pretrained_dir(options.pretrained_dir, config)
+        from transformers import MaskFormerForInstanceSegmentation
 
-            self.net = MaskFormerForInstanceSegmentation(config)
+        net = MaskFormerForInstanceSegmentation(config)
+        official_init(net)
+        return net
 
     def targets(self, labels: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per image: binary masks (n, H, W) of the n classes present, and those classes (n,)."""
@@ -148,19 +195,44 @@ class MaskFormer(SegmentationMethod):
             classes.append(present)
         return masks, classes
 
+    def predictions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """Class and mask logits of the last decoder layer; with deep supervision also of the others.
+
+        ``transformers`` (5.x) fills the decoder's hidden states only when asked for them, and
+        then lists the decoder's input (zeros) and the inner layers' outputs without the
+        decoder's final LayerNorm. The official auxiliary predictions are those of
+        LayerNorm(output of layer l) for l < L, so the hidden states are set so before the
+        library's ``get_logits`` turns them into predictions.
+        """
+        deep = self.net.config.use_auxiliary_loss
+        out = self.net.model(pixel_values=x, output_hidden_states=deep)
+        if deep:
+            norm = self.net.model.transformer_module.decoder.layernorm
+            inner = out.transformer_decoder_hidden_states[1:-1]
+            out.transformer_decoder_hidden_states = (*map(norm, inner), out.transformer_decoder_last_hidden_state)
+        return self.net.get_logits(out)
+
     def training_loss(self, images, labels):
         x = pad_to_multiple(self.norm(images), self.size_divisor)
         masks, classes = self.targets(pad_labels(labels, x.shape[-2:], self.ignore_index))
-        out = self.net(pixel_values=x, mask_labels=masks, class_labels=classes)
-        logs = {"loss": out.loss.item()}
-        return out.loss, logs
+        class_logits, mask_logits, aux = self.predictions(x)
+        losses = self.net.get_loss_dict(mask_logits, class_logits, masks, classes, aux)  # weighted, aux included
+        loss = self.net.get_loss(losses)
+        logs = {"loss": loss.item(), **{k: v.item() for k, v in losses.items() if not k[-1].isdigit()}}  # last layer's parts
+        return loss, logs
 
     def scores(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, K, H, W) semantic scores sum_q p_q(k) sigmoid(m_q), at the input resolution."""
+        """(B, K, H, W) semantic scores sum_q p_q(k) sigmoid(m_q), at the input resolution.
+
+        With ``upsample_mask_logits`` (Mask2Former) the mask logits are resized to the input
+        before the sigmoid, as the official semantic inference does; else the scores are.
+        """
         h, w = images.shape[-2:]
         x = pad_to_multiple(self.norm(images), self.size_divisor)
-        out = self.net(pixel_values=x)
-        return semantic_scores(out.class_queries_logits, out.masks_queries_logits, x.shape[-2:])[..., :h, :w]
+        class_logits, mask_logits, _ = self.predictions(x)
+        if self.upsample_mask_logits:
+            mask_logits = F.interpolate(mask_logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return semantic_scores(class_logits, mask_logits, x.shape[-2:])[..., :h, :w]
 
     @torch.no_grad()
     def predict(self, images, **options):

@@ -26,7 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import PixelClassifier, pad_to_multiple
-from .baselines import HEAD_PREFIXES, STATE_DICT_FORMAT, conv_bn_relu, load_checked, load_weights_file, main_aux_loss, pad_labels, read_state_dict
+from .baselines import (
+    HEAD_PREFIXES,
+    STATE_DICT_FORMAT,
+    conv_bn_relu,
+    load_checked,
+    load_weights_file,
+    main_aux_loss,
+    pad_labels,
+    read_state_dict,
+)
 
 
 class HRNetV2(nn.Module):

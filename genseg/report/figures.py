@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
+from .tables import ORACLE_METHODS  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4
 
@@ -30,7 +31,8 @@ def save(fig, stem: Path) -> list[Path]:
 
 def miou_by_domain(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
     """Bars of test mIoU per domain and method (mean over seeds, error bar = sd)."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")].copy()
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
+    sel = sel[~sel.method.isin(ORACLE_METHODS)].copy()
     sel["mIoU (%)"] = 100 * sel.value
     sel["domain"] = [f"{d}\n(in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)]
     order = sorted(sel.domain.unique(), key=lambda d: ("in-domain" not in d, d))

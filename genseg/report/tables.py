@@ -30,13 +30,15 @@ def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
     return sel
 
 
+ORACLE_METHODS = ("vqvae", "maskige")  # reconstruction upper bounds: they read the labels
+
+
 def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Experiments x test domains (default predict options); the in-domain column first."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")].copy()
-    sel["column"] = [f"{d} (in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)]
-    table = pivot_cells(sel, "experiment", "column")
-    order = sorted(table.columns, key=lambda c: ("in-domain" not in c, c))
-    table = table[order]
+    """Experiments x test domains (default predict options); the in-domain column first.
+
+    Oracle evaluations (maskige reconstruction upper bounds) have their own table."""
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
+    table = domain_columns(sel[~sel.method.isin(ORACLE_METHODS)], "experiment")
     table.index.name = "Method"
     return table
 
@@ -65,6 +67,47 @@ def flowseg_encodings(frame: pd.DataFrame, split: str = "test", steps=(1, 10)) -
     sel["column"] = [f"{o}, {int(s)} step" + ("s" if int(s) > 1 else "") for o, s in zip(sel.objective, sel.steps)]
     table = pivot_cells(sel, "encoding", "column")
     table.index.name = "Encoding"
+    return table
+
+
+def domain_columns(sel: pd.DataFrame, index: str) -> pd.DataFrame:
+    """``index`` x test domains, the in-domain column first."""
+    sel = sel.assign(column=[f"{d} (in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)])
+    table = pivot_cells(sel, index, "column")
+    return table[sorted(table.columns, key=lambda c: ("in-domain" not in c, c))]
+
+
+MASKIGE_VARIANTS = {("ff-r", "ff"): "FF-R", ("ff", "ff"): "FF", ("ff", "ft"): "FT", ("ff", "tf"): "TF", ("ff", "ft-w"): "FT-W"}
+
+
+def gss_reconstruction(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Maskige reconstruction upper bound (GSS Tables 1-2): labels -> posterior -> inverse, mIoU by domain."""
+    sel = frame[(frame.method == "maskige") & (frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")].copy()
+    if sel.empty:
+        return pd.DataFrame({"Maskige": ["no maskige runs in this config"]}).set_index("Maskige")
+    options = [json.loads(o) for o in sel.model_options]
+    names = [MASKIGE_VARIANTS.get((o["palette"], o["inverse"]), f"{o['palette']}/{o['inverse']}") for o in options]
+    sel["row"] = [f"{n} ({o['posterior']}, d = {o['maskige_scale']}/{o['downsample']})" for n, o in zip(names, options)]
+    order = {v: i for i, v in enumerate(MASKIGE_VARIANTS.values())}
+    table = domain_columns(sel, "row")
+    table = table.loc[sorted(table.index, key=lambda r: (order.get(r.split(" ")[0], 99), r))]
+    table.index.name = "Maskige (posterior, token grid)"
+    return table
+
+
+def gss_prior(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """GSS prior ablation (GSS Table 3): token grid d and the auxiliary head; in-domain mIoU and mAcc, FF inverse."""
+    sel = frame[(frame.method == "gss") & (frame.split == split) & frame.in_domain & (frame.variant == "default")].copy()
+    sel = sel[sel.metric.isin(["miou", "macc"])]
+    options = [json.loads(o) for o in sel.model_options]
+    keep = [o.get("stage", "prior") == "prior" for o in options]
+    sel, options = sel[keep], [o for o, k in zip(options, keep) if k]
+    if sel.empty:
+        return pd.DataFrame({"Prior": ["no GSS prior runs in this config"]}).set_index("Prior")
+    sel["row"] = [f"d = 1/{o['downsample'] // o['maskige_scale']}, " + ("auxiliary head" if o["aux_weight"] > 0 else "no auxiliary head")
+                  for o in options]
+    table = pivot_cells(sel, "row", "metric").rename(columns={"miou": "mIoU", "macc": "mAcc"})
+    table.index.name = "Prior"
     return table
 
 

@@ -3,7 +3,7 @@ import json
 import os
 from pathlib import Path
 
-from genseg.experiments import eval_plan, run_configs
+from genseg.experiments import eval_plan, run_configs, upstream_files
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read
@@ -11,7 +11,10 @@ RESULTS = f"results/{config['name']}"
 SYNTHETIC = config["dataset"]["name"] == "synthetic"
 DATA_ROOT = config["dataset"].get("root") or ("data/synthetic" if SYNTHETIC else "")
 # Run configs are resolved and checked now, so a typo fails before any job starts.
-RUNS = run_configs(config, str(Path(DATA_ROOT).resolve()) if DATA_ROOT else "")
+RUNS_DIR = Path(f"{RESULTS}/runs").resolve()
+RUNS = run_configs(
+    config, str(Path(DATA_ROOT).resolve()) if DATA_ROOT else "", RUNS_DIR
+)
 EVAL_SPLIT = config["evaluate"]["split"]
 
 
@@ -22,6 +25,11 @@ wildcard_constraints:
 
 def run_config_json(wildcards):
     return json.dumps(RUNS[wildcards.run].to_dict())
+
+
+def run_upstream(wildcards):
+    """Other runs' files this run starts from (GSS: the posterior, the prior for the inverse stage)."""
+    return [os.path.relpath(p) for p in upstream_files(RUNS[wildcards.run], RUNS_DIR)]
 
 
 def dataset_ready():
@@ -55,5 +63,7 @@ REPORT_FILES = {
     "miou_by_domain": ("md", "tex", "png", "pdf"),
     "flowseg_steps": ("md", "tex", "png", "pdf"),
     "flowseg_encodings": ("md", "tex"),
+    "gss_reconstruction": ("md", "tex"),
+    "gss_prior": ("md", "tex"),
     "convergence": ("png", "pdf"),
 }

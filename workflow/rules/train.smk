@@ -19,6 +19,7 @@ rule train:
     input:
         config=f"{RESULTS}/runs/{{run}}/config.yaml",
         data=dataset_ready(),
+        upstream=run_upstream,
     output:
         model=f"{RESULTS}/runs/{{run}}/model.safetensors",
         metrics=f"{RESULTS}/runs/{{run}}/train_metrics.json",

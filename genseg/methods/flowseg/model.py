@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..base import timm_features
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -122,8 +123,7 @@ class PixelFieldNet(nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.channels = channels
-        kwargs = {"pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
-        self.backbone = timm.create_model(encoder, pretrained=bool(pretrained_file), features_only=True, **kwargs)
+        self.backbone = timm_features(encoder, pretrained_file)
         self.fuse = nn.Conv2d(sum(self.backbone.feature_info.channels()), width, 1)
         self.patch_embed = nn.Linear(channels * patch_size * patch_size, width)
         self.time_embed = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
