@@ -35,6 +35,20 @@ def fill_placeholders(value, runs_dir: str, seed: int):
     return value
 
 
+def training_stage(cfg: RunConfig) -> str:
+    """Which workflow rule trains the run: ``posterior_learning`` (GSS stage 1: a VQ-VAE),
+    ``inverse_stage`` (a maskige inverse or palette trained on a frozen posterior / prior),
+    or ``train`` (everything else)."""
+    options = cfg.model.options
+    if cfg.model.method == "vqvae":
+        return "posterior_learning"
+    if (cfg.model.method == "gss" and options.get("stage") == "inverse") or (
+        cfg.model.method == "maskige" and options.get("inverse", "ff") != "ff"
+    ):
+        return "inverse_stage"
+    return "train"
+
+
 def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
     """Files of other runs that ``cfg``'s model options name (inputs of its training)."""
     runs_dir = str(runs_dir).rstrip("/") + "/"
@@ -75,11 +89,16 @@ def eval_plan(evaluate: dict, cfg: RunConfig) -> list[tuple[str, dict]]:
 
     Every test domain gets the run's own predict options (``{}``); the in-domain test
     domains also get one entry per value of each sweep declared for the run's method in
-    ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``).
+    ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``), except the value the
+    run uses by default, which the ``{}`` entry already measures.
     """
+    from .methods import method_options  # the methods import torch; the workflow needs them only here
+
     plan: list[tuple[str, dict]] = [(domain, {}) for domain in evaluate["domains"]]
     sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
+    options = method_options(cfg.model)
+    own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}
     for domain in evaluate["domains"]:
-        if domain in cfg.data.train_domains:
-            plan += [(domain, {key: value}) for key, values in sweeps.items() for value in values]
+        if domain in cfg.data.train_domains:  # a sweep value equal to the run's own is its default variant
+            plan += [(domain, {key: value}) for key, values in sweeps.items() for value in values if value != own[key]]
     return plan

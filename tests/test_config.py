@@ -1,7 +1,7 @@
 import pytest
 
 from genseg.config import ConfigError, RunConfig, load_run_config
-from genseg.experiments import run_configs
+from genseg.experiments import run_configs, training_stage, upstream_files
 
 
 def test_typo_names_key_and_allowed_keys():
@@ -62,3 +62,30 @@ def test_workflow_expansion(tmp_path):
     workflow["experiments"]["c"] = {"optim": {"iters": 3}}
     with pytest.raises(ConfigError, match="experiment 'c': unknown key 'optim.iters'"):
         run_configs(workflow, tmp_path)
+
+
+def test_runs_name_other_runs_files_and_get_their_stage(tmp_path):
+    """``{runs}``/``{seed}`` placeholders, the upstream files they make, and the training stage."""
+    runs_dir = tmp_path / "runs"
+    posterior = "{runs}/vq-s{seed}/model.safetensors"
+    workflow = {
+        "dataset": {"name": "synthetic"},
+        "seeds": [3],
+        "train_domains": ["clean"],
+        "experiments": {
+            "vq": {"model": {"method": "vqvae"}},
+            "rec": {"model": {"method": "maskige", "posterior_file": posterior}, "optim": {"iterations": 0}},
+            "ft": {"model": {"method": "maskige", "posterior_file": posterior, "inverse": "ft-w"}},
+            "prior": {"model": {"method": "gss", "posterior_file": posterior}},
+            "gssft": {"model": {"method": "gss", "posterior_file": posterior, "stage": "inverse", "inverse": "ft",
+                                "init_file": "{runs}/prior-s{seed}/model.safetensors"}},
+            "dl": {"model": {"method": "deeplabv3plus"}},
+        },
+    }
+    runs = run_configs(workflow, tmp_path, runs_dir)
+    assert runs["rec-s3"].model.options["posterior_file"] == f"{runs_dir}/vq-s3/model.safetensors"
+    assert upstream_files(runs["gssft-s3"], runs_dir) == [f"{runs_dir}/prior-s3/model.safetensors", f"{runs_dir}/vq-s3/model.safetensors"]
+    assert upstream_files(runs["dl-s3"], runs_dir) == []
+    stages = {run: training_stage(cfg) for run, cfg in runs.items()}
+    assert stages == {"vq-s3": "posterior_learning", "rec-s3": "train", "ft-s3": "inverse_stage", "prior-s3": "train",
+                      "gssft-s3": "inverse_stage", "dl-s3": "train"}

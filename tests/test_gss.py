@@ -39,6 +39,20 @@ def posterior_file(tmp_path_factory):
     return str(path)
 
 
+def fit(method, images, labels, steps, lr):
+    """``steps`` Adam steps on one batch; (losses, the last step's logs)."""
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=lr)
+    method.train()
+    losses = []
+    for _ in range(steps):
+        loss, logs = method.training_loss(images, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses, logs
+
+
 def build(method, **options):
     model = ModelConfig(method=method, options=options)
     return build_method(model, K)
@@ -108,15 +122,8 @@ def test_vqvae_trains_and_reports_the_upper_bound():
     method = VQVAEMethod(VQVAEOptions(**TINY_VQ), K)
     labels = random_labels()
     images = torch.rand(2, 3, 32, 32)
-    optimizer = torch.optim.Adam(method.parameters(), lr=1e-2)
-    first = None
-    for _ in range(5):
-        loss, logs = method.training_loss(images, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        first = first if first is not None else loss.item()
-    assert loss.item() < first
+    losses, logs = fit(method, images, labels, 5, 1e-2)
+    assert losses[-1] < losses[0]
     assert {"recon", "codes_used"} <= set(logs)
     pred = method.predict(images, labels=labels)
     assert pred.shape == labels.shape and pred.dtype == torch.int64
@@ -126,18 +133,10 @@ def test_vqvae_trains_and_reports_the_upper_bound():
 def test_maskige_inverse_trains_with_the_posterior_frozen(posterior_file, tmp_path, inverse):
     method = build("maskige", posterior_file=posterior_file, inverse=inverse, inverse_width=8, **TINY_VQ)
     frozen = {k: v.clone() for k, v in method.codec.posterior.state_dict().items()}
-    trainable = [p for p in method.parameters() if p.requires_grad]
-    assert trainable and not any(p.requires_grad for p in method.codec.posterior.parameters())
-    optimizer = torch.optim.Adam(trainable, lr=1e-2)
+    assert any(p.requires_grad for p in method.parameters())
+    assert not any(p.requires_grad for p in method.codec.posterior.parameters())
     labels, images = random_labels(), torch.rand(2, 3, 32, 32)
-    method.train()
-    losses = []
-    for _ in range(4):
-        loss, _ = method.training_loss(images, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses, _ = fit(method, images, labels, 4, 1e-2)
     assert losses[-1] < losses[0]
     assert all(torch.equal(v, method.codec.posterior.state_dict()[k]) for k, v in frozen.items())
     # a saved run holds no posterior weights and reloads to the same predictions
@@ -160,15 +159,7 @@ def test_gss_prior_step_then_inverse_stage(posterior_file, tmp_path):
     torch.manual_seed(0)
     gss = build("gss", posterior_file=posterior_file, **TINY_VQ, **TINY_PRIOR)
     images, labels = torch.rand(2, 3, 32, 32), random_labels()
-    optimizer = torch.optim.Adam([p for p in gss.parameters() if p.requires_grad], lr=1e-3)
-    gss.train()
-    losses = []
-    for _ in range(3):
-        loss, logs = gss.training_loss(images, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses, logs = fit(gss, images, labels, 3, 1e-3)
     assert {"token_loss", "aux_loss"} <= set(logs) and losses[-1] < losses[0]
     gss.eval()
     pred = gss.predict(torch.rand(1, 3, 40, 36))  # not a multiple of the token stride
@@ -211,3 +202,25 @@ def test_posterior_file_errors_name_the_file(tmp_path, posterior_file):
         build("maskige", posterior_file=str(missing), **TINY_VQ)
     with pytest.raises(ValueError, match="does not fit model.codes"):
         build("maskige", posterior_file=posterior_file, **{**TINY_VQ, "codes": 32})
+
+
+def test_gss_on_a_dalle_posterior(tmp_path):
+    """The official setting: the dVAE (8x) on maskiges at 2x the image, tokens at 1/4 of the image."""
+    from safetensors.torch import save_file
+
+    from genseg.methods.gss.dvae import FORMAT, DalleDecoder, DalleDVAE, DalleEncoder
+
+    torch.manual_seed(0)
+    dvae = DalleDVAE(DalleEncoder(n_hid=8, n_blk_per_group=1, vocab_size=32), DalleDecoder(n_init=8, n_hid=8, n_blk_per_group=1, vocab_size=32))
+    path = tmp_path / "dvae.safetensors"
+    save_file({k: v.contiguous() for k, v in dvae.state_dict().items()}, str(path),
+              metadata={"format": FORMAT, **{k: str(v) for k, v in dvae.config().items()}})
+    gss = build("gss", posterior="dalle", posterior_file=str(path), maskige_scale=2, **TINY_PRIOR)
+    assert gss.token_stride == 4 and gss.codec.posterior.num_codes == 32
+    images, labels = torch.rand(2, 3, 32, 32), random_labels()
+    gss.train()
+    loss, logs = gss.training_loss(images, labels)
+    loss.backward()
+    assert logs["token_loss"] > 0
+    assert gss.eval().predict(images).shape == (2, 32, 32)
+    assert not any(k.startswith("codec.posterior.") for k in gss.state_dict())

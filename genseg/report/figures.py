@@ -54,13 +54,11 @@ def _empty(stem: Path, message: str) -> list[Path]:
 
 def flowseg_steps(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
     """In-domain test mIoU against Euler steps (log x axis); colour = encoding, dashes = objective."""
-    from .tables import flow_axes
+    from .tables import steps_rows
 
-    sel = flow_axes(frame)
-    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sel.variant.str.startswith("steps=")].copy()
+    sel = steps_rows(frame, split)
     if sel.empty:
         return _empty(stem, "no FlowSeg steps sweep in this config")
-    sel["steps"] = sel.steps.astype(int)
     sel["mIoU (%)"] = 100 * sel.value
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))

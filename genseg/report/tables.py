@@ -33,6 +33,15 @@ def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
 ORACLE_METHODS = ("vqvae", "maskige")  # reconstruction upper bounds: they read the labels
 
 
+def steps_rows(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """FlowSeg in-domain mIoU rows of the steps sweep, the run's default step count included."""
+    sel = flow_axes(frame)
+    sweep = sel.variant.str.startswith("steps=") | (sel.variant == "default")
+    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sweep & sel.steps.notna()].copy()
+    sel["steps"] = sel.steps.astype(int)
+    return sel
+
+
 def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Experiments x test domains (default predict options); the in-domain column first.
 
@@ -45,11 +54,9 @@ def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 def flowseg_steps(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """FlowSeg in-domain mIoU against sampling steps (the steps sweep)."""
-    sel = flow_axes(frame)
-    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sel.variant.str.startswith("steps=")]
+    sel = steps_rows(frame, split)
     if sel.empty:
         return pd.DataFrame({"Steps": ["no FlowSeg steps sweep in this config"]}).set_index("Steps")
-    sel["steps"] = sel.steps.astype(int)
     sel["row"] = sel.encoding + ", " + sel.objective
     table = pivot_cells(sel, "row", "steps")
     table.columns = [f"{c} step" + ("s" if c > 1 else "") for c in table.columns]
@@ -59,9 +66,8 @@ def flowseg_steps(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 def flowseg_encodings(frame: pd.DataFrame, split: str = "test", steps=(1, 10)) -> pd.DataFrame:
     """FlowSeg in-domain mIoU by centroid encoding (rows) and objective x steps (columns)."""
-    sel = flow_axes(frame)
-    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sel.variant.str.startswith("steps=")]
-    sel = sel[sel.steps.astype(int).isin(steps)]
+    sel = steps_rows(frame, split)
+    sel = sel[sel.steps.isin(steps)]
     if sel.empty:
         return pd.DataFrame({"Encoding": ["no FlowSeg steps sweep in this config"]}).set_index("Encoding")
     sel["column"] = [f"{o}, {int(s)} step" + ("s" if int(s) > 1 else "") for o, s in zip(sel.objective, sel.steps)]

@@ -3,7 +3,8 @@ import json
 import os
 from pathlib import Path
 
-from genseg.experiments import eval_plan, run_configs, upstream_files
+from genseg.experiments import eval_plan, run_configs, training_stage, upstream_files
+from genseg.io import write_text, write_yaml
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read
@@ -23,8 +24,11 @@ wildcard_constraints:
     split="[a-z]+",
 
 
-def run_config_json(wildcards):
-    return json.dumps(RUNS[wildcards.run].to_dict())
+def runs_of(stage):
+    """Run ids trained by ``stage`` (a wildcard regex): train, posterior_learning or inverse_stage."""
+    return (
+        "|".join(r for r, cfg in RUNS.items() if training_stage(cfg) == stage) or "NONE"
+    )
 
 
 def run_upstream(wildcards):

@@ -1,4 +1,7 @@
 # Train: resolve each run's config, then train it (a rerun resumes from its checkpoint).
+# GSS's stages are the same command under their own names: posterior_learning trains the
+# VQ-VAE (frozen afterwards; first, as later runs wait on it), inverse_stage trains a maskige
+# inverse with all before it frozen.
 
 
 rule run_config:
@@ -7,12 +10,10 @@ rule run_config:
     log:
         f"logs/{config['name']}/run_config/{{run}}.log",
     localrule: True
-    conda:
-        "../../environment.yml"
-    params:
-        cfg=run_config_json,
-    shell:
-        "genseg write-config --json {params.cfg:q} --out {output} > {log} 2>&1"
+    run:
+        # Checked when the workflow was parsed (common.smk); written here without a subprocess.
+        write_yaml(output[0], RUNS[wildcards.run].to_dict())
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 rule train:
@@ -28,6 +29,8 @@ rule train:
         f"logs/{config['name']}/train/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{run}}.tsv"
+    wildcard_constraints:
+        run=runs_of("train"),
     conda:
         "../../environment.yml"
     threads: config["resources"]["train_threads"]
@@ -37,3 +40,14 @@ rule train:
         gpu=config["resources"]["gpus_per_job"],
     shell:
         "OMP_NUM_THREADS={threads} genseg train {input.config} > {log} 2>&1"
+
+
+use rule train as posterior_learning with:
+    wildcard_constraints:
+        run=runs_of("posterior_learning"),
+    priority: 10
+
+
+use rule train as inverse_stage with:
+    wildcard_constraints:
+        run=runs_of("inverse_stage"),
