@@ -22,7 +22,8 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
-for ablation in sorted(Path(workflow.basedir, "ablations").glob("*.smk")):
+# An ablation's custom rules: ablations/<name>.smk beside its <name>.yaml.
+for ablation in sorted(ABLATIONS_DIR.glob("*.smk")):
 
     include: ablation
 
@@ -31,3 +32,4 @@ rule all:
     default_target: True
     input:
         report_outputs(),
+        EXTRA_TARGETS,

@@ -68,36 +68,30 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from .report.aggregate import aggregate, aggregate_curves
+    from .report.aggregate import (
+        aggregate,
+        aggregate_curves,
+        collect_samples,
+        paired_comparisons,
+        write_csv,
+    )
+    from .report.stats import summarise_seeds
 
-    aggregate(args.metrics, args.out)
+    frame = aggregate(args.metrics, args.out)
+    if args.summary_out:  # mean, std and 95% bootstrap CI over seeds
+        write_csv(summarise_seeds(frame[frame.metric.isin(["miou", "macc", "aacc"])]), args.summary_out)
     if args.curves_out:
         aggregate_curves(args.curves, args.curves_out)
+    if args.paired_out:
+        paired_comparisons(args.metrics, json.loads(args.pairs or "[]"), args.paired_out)
+    if args.samples_out:
+        collect_samples(args.metrics, args.samples_out)
 
 
 def cmd_report(args) -> None:
-    import pandas as pd
+    from .report.build import build_report
 
-    from .io import write_text
-    from .report import figures, tables
-
-    frame = pd.read_csv(args.metrics)
-    out = Path(args.out_dir)
-    captions = {
-        "miou_by_domain": "Test mIoU (%) on each domain; models trained on the in-domain one.",
-        "flowseg_steps": "FlowSeg in-domain test mIoU (%) against Euler sampling steps.",
-        "flowseg_encodings": "FlowSeg in-domain test mIoU (%) by centroid encoding, objective and steps.",
-        "gss_reconstruction": "Maskige reconstruction upper bound, test mIoU (%): labels -> maskige -> frozen posterior -> inverse.",
-        "gss_prior": "GSS prior ablation, in-domain test mIoU / mAcc (%): token grid d and the auxiliary head (FF inverse).",
-    }
-    for name, caption in captions.items():
-        table = getattr(tables, name)(frame)
-        write_text(out / f"{name}.md", tables.to_markdown(table, caption))
-        write_text(out / f"{name}.tex", tables.to_latex(table, caption, f"tab:{name.replace('_', '-')}"))
-    figures.miou_by_domain(frame, out / "miou_by_domain")
-    figures.flowseg_steps(frame, out / "flowseg_steps")
-    curves = pd.read_csv(args.curves) if args.curves else pd.DataFrame(columns=["experiment", "step", "val_miou"])
-    figures.convergence(curves, out / "convergence")
+    build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples)
 
 
 def cmd_models(args) -> None:
@@ -167,11 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--curves", nargs="*", default=[], help="val_curve.csv files of the runs")
     p.add_argument("--curves-out", default="", help="where to write the combined curves CSV")
+    p.add_argument("--summary-out", default="", help="mean, std, 95%% bootstrap CI over seeds (CSV)")
+    p.add_argument("--pairs", default="", help='JSON list of [a, b] experiment pairs to compare, e.g. [["x", "y"]]')
+    p.add_argument("--paired-out", default="", help="paired bootstrap over images of each pair (CSV)")
+    p.add_argument("--samples-out", default="", help="kept (image, label, prediction) samples (.npz)")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("report", help="tidy CSV -> tables (Markdown, LaTeX) and figures (PNG, PDF)")
     p.add_argument("--metrics", required=True)
     p.add_argument("--curves", default="", help="combined curves CSV from `genseg aggregate --curves-out`")
+    p.add_argument("--ablations", default="", help="the workflow's ablations.json (rows of each ablation file)")
+    p.add_argument("--paired", default="", help="paired comparisons CSV from `genseg aggregate --paired-out`")
+    p.add_argument("--samples", default="", help="kept samples (.npz) from `genseg aggregate --samples-out`")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report)
 

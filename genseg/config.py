@@ -29,8 +29,9 @@ class ConfigError(ValueError):
 class DataConfig:
     """Which data to read and how to augment it for training."""
 
-    dataset: str = "synthetic"
+    dataset: str = "synthetic"  # a layout (genseg.data.layouts) or a taxonomy (genseg.data.sources)
     root: str = ""
+    roots: dict = field(default_factory=dict)  # taxonomy members' roots, by member name
     train_domains: tuple[str, ...] = ()
     val_domains: tuple[str, ...] = ()
     crop_size: int = 64
@@ -82,6 +83,8 @@ class EvalConfig:
     mode: str = "whole"  # or "slide": windows of crop x crop every stride pixels
     crop: int = 0
     stride: int = 0
+    scale: float = 1.0  # images resized by this before inference; predictions back to label size
+    size_divisor: int = 32  # whole mode pads images to a multiple of this
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,14 @@ def _check_values(cfg: RunConfig) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key} must be > 0, got {value!r}")
+    from .data.sources import known_datasets
+
+    if cfg.data.dataset not in known_datasets():
+        raise ConfigError(f"data.dataset {cfg.data.dataset!r} is not a known layout or taxonomy; known: {', '.join(known_datasets())}")
     if cfg.eval.mode not in ("whole", "slide"):
         raise ConfigError(f"eval.mode must be 'whole' or 'slide', got {cfg.eval.mode!r}")
+    if not cfg.eval.scale > 0 or cfg.eval.size_divisor < 1:
+        raise ConfigError(f"eval.scale must be > 0 and eval.size_divisor >= 1, got {cfg.eval.scale}, {cfg.eval.size_divisor}")
     if cfg.eval.mode == "slide" and not 0 < cfg.eval.stride <= cfg.eval.crop:
         raise ConfigError(f"eval.mode 'slide' needs eval.crop > 0 and 0 < eval.stride <= eval.crop, got crop {cfg.eval.crop}, stride {cfg.eval.stride}")
     lo, hi = cfg.data.scale_range

@@ -73,6 +73,7 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
                 "data": {
                     "dataset": dataset["name"],
                     "root": str(data_root) if data_root else "",
+                    "roots": dict(dataset.get("roots", {})),
                     "train_domains": workflow["train_domains"],
                 },
             }
@@ -84,17 +85,22 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
     return runs
 
 
-def eval_plan(evaluate: dict, cfg: RunConfig) -> list[tuple[str, dict]]:
+def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True) -> list[tuple[str, dict]]:
     """(domain, predict options) pairs to evaluate for one run.
 
     Every test domain gets the run's own predict options (``{}``); the in-domain test
     domains also get one entry per value of each sweep declared for the run's method in
     ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``), except the value the
-    run uses by default, which the ``{}`` entry already measures.
+    run uses by default, which the ``{}`` entry already measures. ``with_sweeps=False``: only the
+    ``{}`` entries.
     """
-    from .methods import method_options  # the methods import torch; the workflow needs them only here
+    from .methods import (
+        method_options,  # the methods import torch; the workflow needs them only here
+    )
 
     plan: list[tuple[str, dict]] = [(domain, {}) for domain in evaluate["domains"]]
+    if not with_sweeps:
+        return plan
     sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
     options = method_options(cfg.model)
     own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}

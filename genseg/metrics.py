@@ -4,12 +4,20 @@ Areas (intersection, union, prediction, label) are summed per class over the who
 split; IoU_k = I_k / U_k, mIoU = nanmean_k IoU_k (a class absent from both prediction
 and labels has U_k = 0 and is skipped), Acc_k = I_k / label_k, mAcc = nanmean_k Acc_k,
 aAcc = sum_k I_k / sum_k label_k. Pixels whose label is ``ignore_index`` are dropped.
+A prediction outside 0..K-1 (a class the test taxonomy does not have, see
+:mod:`genseg.data.taxonomy`) is wrong wherever the label is valid: it adds to the label's
+union but to no class's prediction area.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+
+def _column(pred: torch.Tensor, k: int) -> torch.Tensor:
+    """Prediction as a confusion-matrix column: 0..K-1, or K for anything outside."""
+    return torch.where((pred >= 0) & (pred < k), pred, torch.full_like(pred, k))
 
 
 def _valid_pairs(pred: torch.Tensor, label: torch.Tensor, num_classes: int, ignore_index: int):
@@ -24,25 +32,28 @@ def _valid_pairs(pred: torch.Tensor, label: torch.Tensor, num_classes: int, igno
 
 
 class ConfusionMatrix:
-    """Dataset-level confusion matrix (rows: label, columns: prediction), on any device."""
+    """Dataset-level confusion matrix (rows: label, columns: prediction), on any device.
+
+    Column K collects predictions outside 0..K-1 (unmapped classes)."""
 
     def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str | None = None):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.matrix = torch.zeros(num_classes, num_classes + 1, dtype=torch.int64, device=device)
 
     def update(self, pred: torch.Tensor, label: torch.Tensor) -> None:
         """Add a batch of integer predictions and labels of the same shape."""
         pred, label, valid = _valid_pairs(pred, label, self.num_classes, self.ignore_index)
         k = self.num_classes
-        index = label[valid].long() * k + pred[valid].long().clamp(0, k - 1)
-        self.matrix += torch.bincount(index, minlength=k * k).reshape(k, k).to(self.matrix.device)
+        column = _column(pred[valid].long(), k)
+        index = label[valid].long() * (k + 1) + column
+        self.matrix += torch.bincount(index, minlength=k * (k + 1)).reshape(k, k + 1).to(self.matrix.device)
 
     def areas(self) -> dict[str, np.ndarray]:
         m = self.matrix.double().cpu().numpy()
-        intersect = np.diag(m)
+        intersect = np.diag(m[:, :-1])
         label_area = m.sum(1)
-        pred_area = m.sum(0)
+        pred_area = m[:, :-1].sum(0)
         return {
             "intersect": intersect,
             "union": label_area + pred_area - intersect,
@@ -87,7 +98,8 @@ def per_image_areas(pred: torch.Tensor, label: torch.Tensor, num_classes: int, i
     k = num_classes
     offset = torch.arange(batch, device=label.device).view(-1, *[1] * (label.dim() - 1)) * k
     lab = (label.long() + offset)[valid]
-    prd = (pred.long().clamp(0, k - 1) + offset)[valid]
+    in_range = valid & (pred >= 0) & (pred < k)
+    prd = (pred.long() + offset)[in_range]
     hit = label[valid] == pred[valid]
     n = batch * k
     label_area = torch.bincount(lab, minlength=n).view(batch, k)

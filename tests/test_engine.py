@@ -53,6 +53,7 @@ def test_train_writes_run_and_resume_is_exact(tmp_path, tiny_synthetic, monkeypa
     assert list((run / "tb").iterdir())
     assert straight["provenance"]["config_hash"] == cfg.hash() and straight["train_images_per_s"] > 0
     assert straight["peak_memory_mb"] > 0 and straight["provenance"]["seed"] == 0
+    assert straight["loader_images_per_s"] > 0 and 0 < straight["data_wait_fraction"] < 1  # is the loop fed?
 
     def stop(loss):
         raise KeyboardInterrupt
@@ -95,3 +96,13 @@ def test_evaluate_writes_metrics_with_provenance(tmp_path, tiny_synthetic, tiny_
     with np.load(tmp_path / "tiny-s0" / "eval" / "test_shifted.npz", allow_pickle=False) as areas:
         assert areas["intersect"].shape == (8, len(saved["classes"]))
     assert record["scores"] == saved["scores"]
+
+
+def test_validation_cadence_does_not_change_training(tmp_path, tiny_synthetic, tiny_config):
+    """Validation reads its own random stream: the weights after training do not depend on how often it ran."""
+    rarely = train(tiny_config(tiny_synthetic, train__val_every=4), tmp_path / "rarely")
+    often = train(tiny_config(tiny_synthetic, train__val_every=1), tmp_path / "often")
+    assert rarely["iterations"] == often["iterations"]
+    a = load_file(str(tmp_path / "rarely" / "model.safetensors"))
+    b = load_file(str(tmp_path / "often" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

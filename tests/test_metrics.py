@@ -73,3 +73,17 @@ def test_out_of_range_label_is_named():
     cm = ConfusionMatrix(3)
     with pytest.raises(ValueError, match=r"label values \[7\]"):
         cm.update(torch.tensor([0, 1]), torch.tensor([0, 7]))
+
+
+def test_unmapped_predictions_count_as_wrong():
+    """A prediction outside 0..K-1 (a class the test taxonomy lacks) is wrong, never clamped."""
+    label = torch.tensor([[0, 0, 1, 1]])
+    pred = torch.tensor([[0, 2, 1, 2]])  # 2: unmapped for K = 2
+    matrix = ConfusionMatrix(2)
+    matrix.update(pred, label)
+    areas = matrix.areas()
+    assert areas["intersect"].tolist() == [1, 1] and areas["pred_area"].tolist() == [1, 1]
+    assert areas["union"].tolist() == [2, 2]
+    assert matrix.compute()["miou"] == pytest.approx(0.5)
+    per_image = per_image_areas(pred, label, 2)
+    assert per_image["union"].tolist() == [[2, 2]] and per_image["pred_area"].tolist() == [[1, 1]]

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -70,11 +71,37 @@ def test_config_typo_fails_before_any_job(tmp_path):
     assert run.returncode != 0 and "sedes" in run.stdout + run.stderr
 
 
+def readme_examples() -> dict[str, str]:
+    """The files of the README's worked ablation example: ``<!-- example: PATH -->`` + a fenced block."""
+    text = (REPO / "README.md").read_text()
+    return {m[1]: m[2] for m in re.finditer(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```", text, re.S)}
+
+
 @pytest.mark.slow
 def test_end_to_end_in_a_temporary_folder(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_workflow_config()))
+    """The tiny workflow, with the README's worked ablation example (a .yaml and a .smk) added."""
+    examples = readme_examples()
+    assert set(examples) == {"ablations/flowseg-tau.yaml", "ablations/flowseg-tau.smk"}
+    for rel, body in examples.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(body)
+    cfg = tiny_workflow_config(name="default")  # the example joins the default config
+    cfg["ablations_dir"] = str(tmp_path / "ablations")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    plan = planned_jobs(snakemake("-n", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path)))
+    assert "flowseg-kronecker-reshaped+flowseg-tau=0.5-s0" in plan and "flowseg-tau=1.0" not in plan
     snakemake("--cores", "2", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
-    out = tmp_path / "results" / "tiny"
+    out = tmp_path / "results" / "default"
+    tau = pd.read_csv(out / "report" / "flowseg_tau.csv")
+    assert tau.tau.tolist() == [0.5, 1.0, 2.0] and tau.miou.between(0, 1).all()
+    assert "| 2.0 |" in (out / "report" / "flowseg_tau.md").read_text()
+    assert (out / "report" / "flowseg_tau.png").stat().st_size > 1000
+    paired = pd.read_csv(out / "paired.csv")
+    assert {"flowseg-kronecker-reshaped", "gss-ft"} <= set(paired.a) and paired.p_value.between(0, 1).all()
+    assert "flowseg-kronecker-reshaped − flowseg-kronecker-vanilla" in (out / "report" / "paired_tests.md").read_text()
+    assert "FlowSeg (flowseg-kronecker-reshaped)" in (out / "report" / "main_results.md").read_text()
+    for name in ("qualitative", "latency", "vector_field", "flowseg_convergence"):
+        assert (out / "report" / f"{name}.png").stat().st_size > 5000, name
     frame = pd.read_csv(out / "metrics.csv")
     miou = frame[frame.metric == "miou"]
     assert set(miou.domain) == {"clean", "shifted"} and miou.value.between(0, 1).all()
@@ -82,9 +109,10 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     table = (out / "report" / "miou_by_domain.md").read_text()
     assert "deeplabv3plus-r18" in table and "flowseg-kronecker-reshaped" in table and "clean (in-domain)" in table
     assert "\\begin{tabular}" in (out / "report" / "miou_by_domain.tex").read_text()
+    cross = (out / "report" / "cross_domain.md").read_text()  # GSS Table 6 layout
+    assert "| Method | Trained on | shifted | h.mean | in-domain |" in cross and "| gss-ft | clean |" in cross
     steps = (out / "report" / "flowseg_steps.md").read_text()
     assert "kronecker, reshaped" in steps and "kronecker, vanilla" in steps and "2 steps" in steps
-    assert "reshaped, 1 step" in (out / "report" / "flowseg_encodings.md").read_text()
     sweep = frame[(frame.metric == "miou") & (frame.variant == "steps=2")]
     assert len(sweep) == 2 and (sweep.nfe == 2).all()
     gss = (out / "report" / "gss_reconstruction.md").read_text()
@@ -99,6 +127,10 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     # Everything is up to date afterwards: a second call plans nothing.
     again = snakemake("-n", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
     assert "Nothing to be done" in again.stdout + again.stderr
+    # Snakemake's HTML report carries the figures and tables with their captions.
+    snakemake("--report", str(tmp_path / "report.html"), "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "qualitative.png" in html and "cross_domain.md" in html
 
 
 def test_snakefiles_are_snakefmt_clean():
@@ -111,3 +143,26 @@ def test_paper_flowseg_config_plans_without_synthetic_data(tmp_path):
     run = snakemake("-n", "--configfile", str(REPO / "workflow/config/paper-flowseg-ade20k.yaml"), "--directory", str(tmp_path))
     text = planned_jobs(run)
     assert "flowseg-l16-kronecker-reshaped" in text and "synthetic_data" not in text
+
+
+@pytest.mark.parametrize("name,expected", [("camvid", "gss-ff-s0"), ("road", "flowseg-kronecker-reshaped-s0")])
+def test_real_data_configs_plan(tmp_path, name, expected):
+    """The CamVid config and the road-taxonomy cross-dataset config validate and plan (data is read at run time)."""
+    run = snakemake("-n", "--configfile", str(REPO / f"workflow/config/{name}.yaml"), "--directory", str(tmp_path))
+    text = planned_jobs(run)
+    assert expected in text and "synthetic_data" not in text
+
+
+def test_figures_target_rebuilds_every_table_and_figure_from_committed_results(tmp_path):
+    """`snakemake figures` on a fresh clone: no training, no data, only results/reference/default."""
+    plan = planned_jobs(snakemake("-n", "figures", "--directory", str(tmp_path)))
+    assert "figures" in plan and not re.search(r"\b(train|evaluate|synthetic_data|aggregate)\b", plan.split("Job stats")[-1])
+    snakemake("--cores", "1", "figures", "--directory", str(tmp_path))
+    out = tmp_path / "results" / "figures"
+    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md", "flowseg_distance.md", "flowseg_objective.md",
+                 "gss_reconstruction.md", "gss_prior.md", "paired_tests.md", "flowseg_repa.md"):
+        assert (out / name).stat().st_size > 100, name
+    for name in ("flowseg_steps", "flowseg_convergence", "flowseg_encodings", "vector_field", "qualitative", "latency", "miou_by_domain"):
+        assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.pdf").exists(), name
+    assert "reported" in (out / "main_results.md").read_text()
+    assert (out / "benchmark.tsv").exists()  # the rule's wall time and memory (snakemake benchmark)

@@ -25,16 +25,26 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """One split of one dataset, ready to load."""
+    """One split of one dataset (or a union of several), ready to load.
+
+    ``label_lut`` is int16[256] (raw value -> train id, 255 ignore, -1 undefined), or
+    int16[P, 256] with ``lut_of_pair[i]`` naming the row for pair ``i`` (a union of
+    datasets, each relabelled through its own table).
+    """
 
     name: str
     classes: tuple[str, ...]
     pairs: tuple[tuple[Path, Path], ...]
-    label_lut: np.ndarray  # int16[256]: raw value -> train id, 255 ignore, -1 undefined
+    label_lut: np.ndarray
+    lut_of_pair: tuple[int, ...] = ()
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def lut(self, index: int) -> np.ndarray:
+        """The raw-value -> train-id table for pair ``index``."""
+        return self.label_lut[self.lut_of_pair[index]] if self.label_lut.ndim == 2 else self.label_lut
 
 
 def identity_lut(num_classes: int, ignore_values: Sequence[int] = (IGNORE_INDEX,)) -> np.ndarray:
@@ -46,31 +56,51 @@ def identity_lut(num_classes: int, ignore_values: Sequence[int] = (IGNORE_INDEX,
     return lut
 
 
-def pair_by_stem(image_dir: Path, label_dir: Path, *, image_suffix: str = "", label_suffix: str = "") -> list[tuple[Path, Path]]:
-    """Pair images and labels whose names agree after removing the given suffixes.
+def pair_by_stem(
+    image_dir: Path,
+    label_dir: Path,
+    *,
+    image_suffix: str = "",
+    label_suffix: str = "",
+    skip_label_suffixes: Sequence[str] = (),
+) -> list[tuple[Path, Path]]:
+    """Pair images and labels found (recursively) under the two folders whose relative path
+    (folder + stem after removing the suffixes) agrees: ``<stem>``, or ``<city>/<stem>``.
+    Image extensions are free (``.png``, ``.jpg`` ...).
 
-    Image extensions are free (``.png``, ``.jpg`` ...); an image without a label, or a
-    label without an image, raises :class:`DataError` naming the first unmatched file.
+    Labels are the ``.png`` files whose stem ends with ``label_suffix`` (the other files of a
+    label folder, such as Cityscapes' ``_color.png``, are skipped), minus those ending with
+    one of ``skip_label_suffixes``. An image without a label, or a label without an image,
+    raises :class:`DataError` naming the first unmatched file and the expected path.
     """
     for folder in (image_dir, label_dir):
         if not folder.is_dir():
             raise DataError(f"missing folder {folder}")
 
-    def key(path: Path, suffix: str) -> str:
-        stem = path.stem
-        return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
+    def key(path: Path, folder: Path, suffix: str) -> str:
+        rel = path.relative_to(folder).with_suffix("")
+        stem = rel.name[: -len(suffix)] if suffix and rel.name.endswith(suffix) else rel.name
+        return (rel.parent / stem).as_posix()
 
-    images = {key(p, image_suffix): p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in _IMAGE_EXTS}
-    labels = {key(p, label_suffix): p for p in sorted(label_dir.iterdir()) if p.suffix.lower() == ".png"}
-    for stem, path in sorted(images.items()):
-        if stem not in labels:
-            raise DataError(f"image {path} has no label: expected {label_dir / (stem + label_suffix + '.png')}")
-    for stem, path in sorted(labels.items()):
-        if stem not in images:
-            raise DataError(f"label {path} has no image in {image_dir}")
+    def is_label(path: Path) -> bool:
+        stem = path.stem
+        return (
+            path.suffix.lower() == ".png"
+            and stem.endswith(label_suffix)
+            and not any(stem.endswith(skip) for skip in skip_label_suffixes)
+        )
+
+    images = {key(p, image_dir, image_suffix): p for p in sorted(image_dir.rglob("*")) if p.suffix.lower() in _IMAGE_EXTS}
+    labels = {key(p, label_dir, label_suffix): p for p in sorted(label_dir.rglob("*")) if is_label(p)}
+    for name, path in sorted(images.items()):
+        if name not in labels:
+            raise DataError(f"image {path} has no label: expected {label_dir / (name + label_suffix + '.png')}")
+    for name, path in sorted(labels.items()):
+        if name not in images:
+            raise DataError(f"label {path} has no image in {image_dir}: expected {image_dir / (name + image_suffix)}.<ext>")
     if not images:
         raise DataError(f"no images in {image_dir} (expected {', '.join(sorted(_IMAGE_EXTS))} files)")
-    return [(images[s], labels[s]) for s in sorted(images)]
+    return [(images[name], labels[name]) for name in sorted(images)]
 
 
 _IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
@@ -128,7 +158,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         index, position = key if isinstance(key, tuple) else (key, key)
         image_path, label_path = self.spec.pairs[index]
         image = read_image(image_path)
-        label = read_label(label_path, self.spec.label_lut, self.spec.num_classes)
+        label = read_label(label_path, self.spec.lut(index), self.spec.num_classes)
         if image.shape[:2] != label.shape:
             raise DataError(f"image {image_path} is {image.shape[:2]} but label {label_path} is {label.shape}")
         if self.transform is not None:

@@ -17,13 +17,28 @@ from tqdm import tqdm
 
 from ..config import load_run_config
 from ..data.base import IGNORE_INDEX, SegmentationDataset
-from ..data.layouts import load_split
+from ..data.sources import eval_spec, model_num_classes
+from ..data.taxonomy import converted_predictions
 from ..io import atomic_path, write_json
 from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
+
+
+def same_size_batches(items: list[dict]):
+    """Collate: consecutive items of one image size stacked together (sizes may differ, e.g. ADE20K)."""
+    groups: list[list[dict]] = []
+    for item in items:
+        if groups and groups[-1][0]["label"].shape == item["label"].shape:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return [(torch.stack([i["image"] for i in g]), torch.stack([i["label"] for i in g])) for g in groups]
+
+
+SAMPLES_PER_EVALUATION = 4  # (image, label, prediction) kept from each default-variant evaluation
 
 
 @torch.no_grad()
@@ -38,30 +53,49 @@ def predict_split(
     per_image: bool = False,
     progress: bool = False,
     window: dict | None = None,
+    class_map: np.ndarray | None = None,
+    keep_samples: int = 0,
 ) -> dict:
     """Run ``model.predict`` over ``dataset``; returns scores, timing and optional per-image areas.
 
-    ``window``: ``{"mode": "slide", "crop": c, "stride": s}`` for sliding-window inference."""
+    ``window``: :func:`eval_window`'s inference mode (whole or slide, scale, size divisor).
+    ``class_map``: model class id -> the dataset's class id (a universal-taxonomy model
+    evaluated in the test set's own taxonomy; see :mod:`genseg.data.taxonomy`).
+    ``keep_samples``: also return the first N (image, label, prediction) triples as uint8
+    arrays (``out["samples"]``), for qualitative figures drawn from results alone."""
     model.eval()
     num_classes = dataset.spec.num_classes
+    model_classes = len(class_map) if class_map is not None else num_classes
     indices = range(len(dataset)) if not max_images else range(min(max_images, len(dataset)))
     subset = torch.utils.data.Subset(dataset, list(indices))
-    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
+    # Its own generator: creating a loader draws a seed, which must not come from the global
+    # stream a training run is using (validation cadence would change the training).
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=same_size_batches,
+                                         generator=torch.Generator())
     matrix = ConfusionMatrix(num_classes, IGNORE_INDEX, device=device)
     areas: dict[str, list] = {"intersect": [], "union": [], "pred_area": [], "label_area": []}
     seconds, images = 0.0, 0
-    for batch in tqdm(loader, desc=f"eval {dataset.spec.name}", disable=not progress, leave=False):
-        x, y = batch["image"].to(device), batch["label"].to(device)
-        start = time.perf_counter()
-        pred = predict_batch(model, x, y, num_classes, **(window or {}), **(predict_options or {}))
-        if device.type != "cpu":
-            torch.accelerator.synchronize(device)
-        seconds += time.perf_counter() - start
-        images += x.shape[0]
-        matrix.update(pred, y)
-        if per_image:
-            for key, value in per_image_areas(pred, y, num_classes, IGNORE_INDEX).items():
-                areas[key].append(value.cpu().numpy())
+    samples: dict[str, np.ndarray] = {}
+    for groups in tqdm(loader, desc=f"eval {dataset.spec.name}", disable=not progress, leave=False):
+        for x, y in groups:
+            x, y = x.to(device), y.to(device)
+            start = time.perf_counter()
+            pred = predict_batch(model, x, y, model_classes, **(window or {}), **(predict_options or {}))
+            if class_map is not None:
+                pred = converted_predictions(pred, class_map)
+            if device.type != "cpu":
+                torch.accelerator.synchronize(device)
+            seconds += time.perf_counter() - start
+            images += x.shape[0]
+            matrix.update(pred, y)
+            for i in range(min(x.shape[0], keep_samples - images + x.shape[0])):
+                n = images - x.shape[0] + i
+                samples[f"sample_image_{n}"] = x[i].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                samples[f"sample_label_{n}"] = y[i].byte().cpu().numpy()
+                samples[f"sample_pred_{n}"] = pred[i].clamp(0, 255).byte().cpu().numpy()
+            if per_image:
+                for key, value in per_image_areas(pred, y, num_classes, IGNORE_INDEX).items():
+                    areas[key].append(value.cpu().numpy())
     out = {
         "nfe": getattr(model, "last_nfe", None) or None,
         "scores": matrix.compute(),
@@ -71,34 +105,36 @@ def predict_split(
     }
     if per_image:
         out["per_image"] = {k: np.concatenate(v) for k, v in areas.items()}
+    if keep_samples:
+        out["samples"] = samples
     return out
 
 
-def load_trained(run_dir: Path, split: str, domain: str, device: str | None = None):
+def load_trained(run_dir: Path, device: str | None = None):
     """(config, model on its device, device) of a trained run (``config.yaml`` + ``model.safetensors``)."""
     cfg = load_run_config(run_dir / "config.yaml")
     dev = resolve_device(device or cfg.device)
-    spec = load_split(cfg.data.dataset, cfg.data.root, split, [domain] if domain else [])
-    model = build_method(cfg.model, spec.num_classes, IGNORE_INDEX)
+    model = build_method(cfg.model, model_num_classes(cfg.data), IGNORE_INDEX)
     load_weights(run_dir / "model.safetensors", model)
     return cfg, model.to(dev), dev
 
 
-def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domains: list[str], out: Path, predict_options: dict | None = None, progress: bool = False, spec=None) -> dict:
-    """Evaluate a loaded model on one split/domain set; writes ``out`` (.json) and its .npz.
+def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: Path, predict_options: dict | None = None, progress: bool = False, spec=None) -> dict:
+    """Evaluate a loaded model on one split of one domain; writes ``out`` (.json) and its .npz.
 
-    ``spec``: the split already listed (``load_split``), to reuse across variants.
+    ``spec``: ``eval_spec``'s (split, class map) already listed, to reuse across variants.
     """
     options = {**cfg.eval.predict, **(predict_options or {})}
-    spec = spec or load_split(cfg.data.dataset, cfg.data.root, split, domains)
+    spec, class_map = spec or eval_spec(cfg.data, split, domain)
     reset_peak_memory(dev)
     start = time.perf_counter()
     result = predict_split(
         model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True,
-        progress=progress, window=eval_window(cfg),
+        progress=progress, window=eval_window(cfg), class_map=class_map,
+        keep_samples=SAMPLES_PER_EVALUATION if not predict_options else 0,
     )
     wall = time.perf_counter() - start
-    per_image = result.pop("per_image")
+    per_image = {**result.pop("per_image"), **result.pop("samples", {})}
     record = {
         "run_id": run_id,
         "experiment": cfg.name,
@@ -106,7 +142,7 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domains: list[str]
         "dataset": cfg.data.dataset,
         "train_domains": list(cfg.data.train_domains),
         "split": split,
-        "domains": list(domains),
+        "domains": [domain] if domain else [],
         "predict_options": options,
         "model": {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))},
         "classes": list(spec.classes),
@@ -132,10 +168,12 @@ def evaluate_run(
     device: str | None = None,
     progress: bool = True,
 ) -> dict:
-    """Evaluate a trained run on one split/domain set; writes ``out`` (.json) and its .npz."""
+    """Evaluate a trained run on one split of one domain (or all, for ``[]``); writes ``out`` (.json) and its .npz."""
     run_dir = Path(run_dir)
-    cfg, model, dev = load_trained(run_dir, split, domains[0] if domains else "", device)
-    return evaluate_loaded(cfg, model, dev, run_dir.name, split, domains, Path(out), predict_options, progress)
+    if len(domains) > 1:
+        raise ValueError(f"evaluate one domain at a time, got {domains}")
+    cfg, model, dev = load_trained(run_dir, device)
+    return evaluate_loaded(cfg, model, dev, run_dir.name, split, domains[0] if domains else "", Path(out), predict_options, progress)
 
 
 def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]], out_dir: str | Path, device: str | None = None) -> Path:
@@ -145,13 +183,13 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
     listing them (relative paths), last, so a complete index means complete results.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    cfg, model, dev = load_trained(run_dir, split, plan[0][0], device)
+    cfg, model, dev = load_trained(run_dir, device)
     written, specs = [], {}
     for domain, options in plan:
         if domain not in specs:  # list each domain's files once, whatever the number of variants
-            specs[domain] = load_split(cfg.data.dataset, cfg.data.root, split, [domain])
+            specs[domain] = eval_spec(cfg.data, split, domain)
         out = out_dir / domain / f"{variant_name(options)}.json"
-        evaluate_loaded(cfg, model, dev, run_dir.name, split, [domain], out, options, spec=specs[domain])
+        evaluate_loaded(cfg, model, dev, run_dir.name, split, domain, out, options, spec=specs[domain])
         written.append(str(out.relative_to(out_dir)))
     index = out_dir / "index.json"
     write_json(index, {"run_id": run_dir.name, "split": split, "records": written})
@@ -160,7 +198,7 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
 
 def eval_window(cfg) -> dict:
     """The run's inference mode as ``predict_batch`` keywords."""
-    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride}
+    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride, "scale": cfg.eval.scale, "size_divisor": cfg.eval.size_divisor}
 
 
 def variant_name(options: dict) -> str:

@@ -5,6 +5,11 @@ Sliding window (mmsegmentation's ``slide`` mode): crops of ``crop`` x ``crop`` e
 window's prediction adds a one-hot vote (or the method's ``scores``, when it has them) to
 every pixel it covers, and the class with the most is the answer. Memory is bounded by the
 crop, whatever the image size.
+
+Whole-image mode pads the image (zeros, bottom and right) to a multiple of ``size_divisor``
+and crops the prediction back. With ``scale`` != 1 the image is resized first (bilinear,
+antialiased); either way the prediction is resized (nearest) to the label's resolution:
+labels are never resized for evaluation.
 """
 
 from __future__ import annotations
@@ -40,10 +45,32 @@ def slide_predict(model, images: torch.Tensor, num_classes: int, crop: int, stri
     return votes.argmax(1)
 
 
+def padded_predict(model, images: torch.Tensor, size_divisor: int, labels=None, **options) -> torch.Tensor:
+    """``model.predict`` on images zero-padded to a multiple of ``size_divisor``, cropped back."""
+    h, w = images.shape[-2:]
+    divisor = max(size_divisor, 1)
+    pad_h, pad_w = (-h) % divisor, (-w) % divisor
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+        if labels is not None:
+            labels = F.pad(labels, (0, pad_w, 0, pad_h), value=255)
+    extra = {"labels": labels} if labels is not None else {}
+    return model.predict(images, **extra, **options)[..., :h, :w]
+
+
 def predict_batch(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int, mode: str = "whole",
-                  crop: int = 0, stride: int = 0, **options) -> torch.Tensor:
-    """One batch through ``model.predict``, whole or by sliding window; oracle methods get the labels."""
-    extra = {"labels": labels} if getattr(model, "uses_labels", False) else {}
+                  crop: int = 0, stride: int = 0, scale: float = 1.0, size_divisor: int = 1, **options) -> torch.Tensor:
+    """Class ids at the labels' resolution for one batch, whole (padded) or by sliding window,
+    after resizing the images by ``scale``; oracle methods get the labels at the same scale."""
+    size = labels.shape[-2:]
+    if scale != 1.0:
+        images = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
+        labels = F.interpolate(labels[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0].long()
+    oracle = labels if getattr(model, "uses_labels", False) else None
     if mode == "slide":
-        return slide_predict(model, images, num_classes, crop, stride, **extra, **options)
-    return model.predict(images, **extra, **options)
+        pred = slide_predict(model, images, num_classes, crop, stride, labels=oracle, **options)
+    else:
+        pred = padded_predict(model, images, size_divisor, labels=oracle, **options)
+    if pred.shape[-2:] != size:
+        pred = F.interpolate(pred[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    return pred

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..config import RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
-from ..data.layouts import load_split
+from ..data.sources import train_spec as load_train_spec
 from ..data.transforms import TrainTransform
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
@@ -70,11 +70,11 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
     seed_everything(cfg.seed)
 
     # Data: the train stream is endless and deterministic in (seed, position).
-    train_spec = load_split(cfg.data.dataset, cfg.data.root, "train", cfg.data.train_domains)
+    train_spec = load_train_spec(cfg.data, "train", cfg.data.train_domains)
     transform = TrainTransform(cfg.data.crop_size, cfg.data.scale_range, cfg.data.hflip, cfg.data.photometric)
     train_set = SegmentationDataset(train_spec, transform, seed=cfg.seed)
     val_domains = cfg.data.val_domains or cfg.data.train_domains
-    val_set = SegmentationDataset(load_split(cfg.data.dataset, cfg.data.root, "val", val_domains))
+    val_set = SegmentationDataset(load_train_spec(cfg.data, "val", val_domains))
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
@@ -104,13 +104,15 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
     reset_peak_memory(device)
     batches = iter(loader)
     total = cfg.optim.iterations
-    train_seconds, images_seen, loss_value = 0.0, 0, float("nan")
+    train_seconds, data_seconds, images_seen, loss_value = 0.0, 0.0, 0, float("nan")
     wall_start = time.perf_counter()
     bar = tqdm(range(start_step, total), initial=start_step, total=total, desc=cfg.name, disable=not cfg.train.progress)
     model.train()
     for step in bar:
-        data = next(batches)
+        tic = time.perf_counter()
+        data = next(batches)  # time waiting here is the loader's (all of its work with 0 workers)
         images, labels = data["image"].to(device), data["label"].to(device)
+        data_seconds += time.perf_counter() - tic
         tic = time.perf_counter()
         loss, logs = model.training_loss(images, labels)
         if not torch.isfinite(loss):
@@ -134,6 +136,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
                 writer.add_scalar(f"train/{key}", value, done)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], done)
             writer.add_scalar("train/images_per_s", images_seen / train_seconds, done)
+            writer.add_scalar("train/data_seconds_per_iter", data_seconds / (done - start_step), done)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if (cfg.train.val_every and done % cfg.train.val_every == 0) or done == total:
             scores = predict_split(
@@ -159,6 +162,10 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         "final_train_loss": loss_value,
         "final_val_miou": curve[-1]["val_miou"] if curve else None,
         "train_images_per_s": images_seen / train_seconds if train_seconds else None,
+        # images/s the loader delivered while the loop waited on it: with num_workers 0 this
+        # is the loader's own throughput; with workers, > train_images_per_s means it keeps up
+        "loader_images_per_s": images_seen / data_seconds if data_seconds else None,
+        "data_wait_fraction": data_seconds / (data_seconds + train_seconds) if train_seconds else None,
         "wall_seconds": time.perf_counter() - wall_start,
         "peak_memory_mb": peak_memory_mb(device),
         "num_parameters": sum(p.numel() for p in model.parameters()),

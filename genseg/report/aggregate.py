@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..engine.evaluate import variant_name
@@ -47,16 +48,74 @@ def tidy_rows(record: dict) -> list[dict]:
     return rows
 
 
-def aggregate(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    rows = []
+def evaluation_files(paths: list[str | Path]) -> list[Path]:
+    """Evaluation JSONs: the given ones, and every one an index (``evaluate_plan``'s) lists."""
+    files = []
     for path in map(Path, paths):
         data = json.loads(path.read_text())
-        if "records" in data:  # an index written by evaluate_plan
-            rows += [r for rel in data["records"] for r in tidy_rows(json.loads((path.parent / rel).read_text()))]
-        else:
-            rows += tidy_rows(data)
+        files += [path.parent / rel for rel in data["records"]] if "records" in data else [path]
+    return files
+
+
+def aggregate(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
+    rows = [r for path in evaluation_files(paths) for r in tidy_rows(json.loads(path.read_text()))]
     frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["experiment", "seed", "split", "domain", "variant", "metric"])
-    _write_csv(frame, out)
+    write_csv(frame, out)
+    return frame
+
+
+def collect_samples(paths: list[str | Path], out: str | Path) -> list[str]:
+    """The kept (image, label, prediction) samples of every default-variant evaluation (lowest
+    seed per experiment) -> one .npz: ``image/<domain>/<i>``, ``label/<domain>/<i>``,
+    ``pred/<experiment>/<domain>/<i>``, and ``classes/<domain>`` (names). Returns its keys."""
+    arrays: dict[str, np.ndarray] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for path in evaluation_files(paths):
+        record = json.loads(path.read_text())
+        if record["predict_options"] or not path.with_suffix(".npz").exists():
+            continue
+        domain, seed = "+".join(record["domains"]) or record["dataset"], record["provenance"]["seed"]
+        key = (record["experiment"], domain)
+        if key in seen and seen[key] <= seed:
+            continue
+        seen[key] = seed
+        with np.load(path.with_suffix(".npz")) as data:
+            for name in data.files:
+                if name.startswith("sample_"):
+                    kind, index = name[len("sample_"):].rsplit("_", 1)
+                    target = f"pred/{record['experiment']}/{domain}/{index}" if kind == "pred" else f"{kind}/{domain}/{index}"
+                    arrays[target] = data[name]
+        arrays[f"classes/{domain}"] = np.array(record["classes"])
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+    return sorted(arrays)
+
+
+def paired_comparisons(paths: list[str | Path], pairs: list[list[str]], out: str | Path) -> pd.DataFrame:
+    """For each ``[a, b]`` experiment pair, each seed both have and each (split, domain) both
+    evaluated (default variant): a paired bootstrap over images of mIoU_a - mIoU_b
+    (:func:`genseg.report.stats.compare_evaluations`) -> one CSV row."""
+    from .stats import compare_evaluations
+
+    found: dict[tuple, Path] = {}
+    for path in evaluation_files(paths):
+        record = json.loads(path.read_text())
+        if not record["predict_options"]:
+            domain = "+".join(record["domains"]) or record["dataset"]
+            found[(record["experiment"], record["provenance"]["seed"], record["split"], domain)] = path
+    rows = []
+    for a, b in pairs:
+        for (experiment, seed, split, domain), path_a in sorted(found.items(), key=lambda kv: str(kv[0])):
+            path_b = found.get((b, seed, split, domain))
+            if experiment != a or path_b is None:
+                continue
+            result = compare_evaluations(path_a, path_b)
+            rows.append({"a": a, "b": b, "seed": seed, "split": split, "domain": domain,
+                         **{k: result[k] for k in ("miou_a", "miou_b", "delta", "ci_low", "ci_high", "p_value", "n_images", "n_resamples")}})
+    columns = ["a", "b", "seed", "split", "domain", "miou_a", "miou_b", "delta", "ci_low", "ci_high", "p_value", "n_images", "n_resamples"]
+    frame = pd.DataFrame(rows, columns=columns)
+    write_csv(frame, out)
     return frame
 
 
@@ -71,10 +130,10 @@ def aggregate_curves(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}: folder {run_id!r} is not a run id (<experiment>-s<seed>)")
         frames.append(curve.assign(run_id=run_id, experiment=match["experiment"], seed=int(match["seed"])))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "experiment", "seed", "step", "val_miou"])
-    _write_csv(frame, out)
+    write_csv(frame, out)
     return frame
 
 
-def _write_csv(frame: pd.DataFrame, out: str | Path) -> None:
+def write_csv(frame: pd.DataFrame, out: str | Path) -> None:
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)

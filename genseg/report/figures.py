@@ -1,20 +1,42 @@
-"""Figures with seaborn, saved as PNG and PDF at a paper's column width."""
+"""Figures with seaborn, saved as PNG and PDF at a paper's column width.
+
+Styling goes through :func:`_theme` (an ``rc_context``), so nothing here changes matplotlib's
+global state. Reported numbers are drawn in their own panel labelled ``reported (<dataset>)``.
+"""
 
 from __future__ import annotations
 
+import re
+import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .tables import ORACLE_METHODS  # noqa: E402
+from .tables import methods_only  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4
+SMALL = 6  # pt: the smallest font used (legends, point labels, grid titles)
+STEPS_VARIANT = re.compile(r"steps=(\d+)")
+
+
+@contextmanager
+def _theme():
+    """seaborn's paper/whitegrid look as a temporary rc context (no global state)."""
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=0.9),
+          "axes.prop_cycle": matplotlib.cycler(color=sns.color_palette("deep"))}
+    with plt.rc_context(rc):
+        yield
 
 
 def save(fig, stem: Path) -> list[Path]:
@@ -29,56 +51,377 @@ def save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def _empty(stem: Path, message: str) -> list[Path]:
+    """A small placeholder figure that says why there is nothing to plot."""
+    with _theme():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 1.0))
+        ax.axis("off")
+        ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=8)
+        return save(fig, stem)
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Readable ticks (1-2-5 style, denser for narrow ranges) for a log axis spanning [lo, hi]."""
+    lo, hi = float(lo), float(hi)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo <= 0:
+        return []
+    decades = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+    ticks: list[float] = []
+    for mantissas in ([1], [1, 2, 5], [1, 2, 3, 5, 7], list(range(1, 10))):
+        ticks = [float(f"{m * 10.0 ** k:.6g}") for k in decades for m in mantissas]
+        ticks = [t for t in ticks if lo <= t <= hi]
+        if len(ticks) >= 3:
+            break
+    return ticks
+
+
+def _set_log_x(ax, values, ticks=None) -> None:
+    """Log x axis with plain-number tick labels (no 10^k), padded around ``values``."""
+    values = np.asarray([v for v in values if np.isfinite(v) and v > 0], dtype=float)
+    ax.set_xscale("log")
+    if values.size == 0:
+        return
+    lo, hi = values.min(), values.max()
+    pad = max(np.log10(hi / lo) * 0.08, 0.05)
+    ax.set_xlim(lo / 10 ** pad, hi * 10 ** pad)
+    ticks = _log_ticks(*ax.get_xlim()) if ticks is None else ticks
+    if not ticks:
+        ticks = [float(f"{v:.2g}") for v in (lo, hi)]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _place_labels(ax, points, fontsize: int = SMALL) -> None:
+    """Annotate ``points`` [(x, y, text, colour)] next to their markers, trying a few offsets
+    per label so labels overlap neither each other nor markers and stay inside the axes.
+    Call once the axes' limits and the figure layout are final."""
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    px = ax.figure.dpi / 72
+    taken = []
+    for x, y, *_ in points:  # the markers themselves
+        cx, cy = ax.transData.transform((x, y))
+        taken.append(matplotlib.transforms.Bbox.from_extents(cx - 3 * px, cy - 3 * px, cx + 3 * px, cy + 3 * px))
+    offsets = [(4, 2, "left", "bottom"), (4, -2, "left", "top"), (-4, 2, "right", "bottom"), (-4, -2, "right", "top"),
+               (0, 5, "center", "bottom"), (0, -5, "center", "top"), (4, 9, "left", "bottom"), (4, -9, "left", "top"),
+               (-4, 9, "right", "bottom"), (-4, -9, "right", "top"), (0, 14, "center", "bottom"), (0, -14, "center", "top")]
+    for x, y, text, colour in points:
+        first = None
+        for dx, dy, ha, va in offsets:
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                                fontsize=fontsize, color=colour)
+            box = label.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(b) for b in taken):
+                break
+            first = first or (dx, dy, ha, va)
+            label.remove()
+        else:  # nothing free: the first offset that stays inside, or the first one
+            dx, dy, ha, va = first
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va,
+                                fontsize=fontsize, color=colour)
+            box = label.get_window_extent(renderer)
+        taken.append(box)
+
+
 def miou_by_domain(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
     """Bars of test mIoU per domain and method (mean over seeds, error bar = sd)."""
+    if frame.empty:
+        return _empty(stem, "no evaluations yet")
     sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
-    sel = sel[~sel.method.isin(ORACLE_METHODS)].copy()
+    sel = methods_only(sel).copy()
+    if sel.empty:
+        return _empty(stem, f"no {split} mIoU yet")
     sel["mIoU (%)"] = 100 * sel.value
     sel["domain"] = [f"{d}\n(in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)]
     order = sorted(sel.domain.unique(), key=lambda d: ("in-domain" not in d, d))
-    sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
-    sns.barplot(data=sel, x="domain", y="mIoU (%)", hue="experiment", order=order, errorbar="sd", ax=ax)
-    ax.set_xlabel("test domain")
-    ax.set_ylim(0, 100)
-    ax.legend(title=None, fontsize=7, loc="upper right")
-    return save(fig, stem)
+    with _theme():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
+        sns.barplot(data=sel, x="domain", y="mIoU (%)", hue="experiment", order=order, errorbar="sd", ax=ax)
+        ax.set_xlabel("test domain")
+        ax.set_ylim(0, 100)
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=6, title=None, frameon=False)
+        return save(fig, stem)
 
 
-def _empty(stem: Path, message: str) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 1.0))
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=8)
-    return save(fig, stem)
+def flowseg_steps(frame: pd.DataFrame, stem: Path, split: str = "test", reported: pd.DataFrame | None = None) -> list[Path]:
+    """In-domain test mIoU against Euler steps (log x); colour = encoding, dashes = objective.
 
-
-def flowseg_steps(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
-    """In-domain test mIoU against Euler steps (log x axis); colour = encoding, dashes = objective."""
+    With ``reported`` (a :func:`~genseg.report.reference.load_reported` frame), a second panel
+    on the same steps axis shows the paper's curve (table ``flowseg_steps``), titled
+    ``reported (<dataset>)``; its y axis is independent (another dataset)."""
+    from .reference import reported as reported_table
     from .tables import steps_rows
 
-    sel = steps_rows(frame, split)
+    sel = steps_rows(frame, split) if not frame.empty else frame
     if sel.empty:
         return _empty(stem, "no FlowSeg steps sweep in this config")
     sel["mIoU (%)"] = 100 * sel.value
-    sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
-    sns.lineplot(data=sel, x="steps", y="mIoU (%)", hue="encoding", style="objective", markers=True, errorbar="sd", ax=ax)
-    ax.set_xscale("log")
-    ticks = sorted(sel.steps.unique())
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.set_xlabel("sampling steps (Euler)")
-    sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6, title=None, frameon=False)
-    return save(fig, stem)
+    paper = reported_table("flowseg_steps", reported) if reported is not None else pd.DataFrame()
+    if not paper.empty:
+        paper = paper.assign(steps=paper.setting.astype(int)).sort_values("steps")
+    with _theme():
+        if paper.empty:
+            fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
+            axes = [ax]
+        else:
+            fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH_IN, 2.4), sharex=True)
+            ax = axes[0]
+        sns.lineplot(data=sel, x="steps", y="mIoU (%)", hue="encoding", style="objective", markers=True,
+                     errorbar="sd", ax=ax)
+        ax.set_xlabel("sampling steps (Euler)")
+        ax.set_ylabel(f"in-domain {split} mIoU (%)")
+        steps = set(sel.steps)
+        if len(axes) == 2:
+            ax.set_title(f"reproduced ({', '.join(sorted(map(str, sel.dataset.unique())))})", fontsize=8)
+            right = axes[1]
+            for dataset, part in paper.groupby("dataset", sort=True):
+                right.plot(part.steps, part.value, marker="o", markersize=3.5, color="0.25", label=f"reported ({dataset})")
+            right.set_title(f"reported ({', '.join(sorted(paper.dataset.unique()))})", fontsize=8)
+            right.set_xlabel("sampling steps (Euler)")
+            right.set_ylabel(f"{paper.metric.iloc[0]} (%), {'/'.join(sorted(paper.split.unique()))}")
+            right.legend(fontsize=SMALL, loc="lower right", frameon=False)
+            right.tick_params(labelbottom=True)
+            steps |= set(paper.steps)
+        ticks = sorted(steps)
+        _set_log_x(ax, ticks, ticks)
+        if len(axes) == 2:
+            fig.tight_layout(w_pad=1.5)
+        below = 36 / (ax.get_position().height * fig.get_figheight() * 72)  # 36 pt under the axes: past the x label
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -below), ncol=2, fontsize=SMALL, title=None, frameon=False)
+        return save(fig, stem)
 
 
-def convergence(curves: pd.DataFrame, stem: Path) -> list[Path]:
-    """Validation mIoU against training iterations, one line per experiment."""
+def _latency_points(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """In-domain (mIoU, latency, NFE) per experiment and variant, mean over seeds (and in-domain
+    test domains): the default variant of every non-oracle method plus FlowSeg's ``steps=k`` sweep."""
+    keys = ["run_id", "split", "domain", "variant"]
+    sel = methods_only(frame[(frame.split == split) & frame.in_domain.astype(bool)])
+    sweep = sel.variant.astype(str).str.fullmatch(STEPS_VARIANT.pattern) & (sel.method == "flowseg")
+    sel = sel[(sel.variant == "default") | sweep]
+    miou = sel[sel.metric == "miou"][keys + ["experiment", "method", "nfe", "steps", "value"]]
+    speed = sel[sel.metric == "images_per_s"][keys + ["value"]].rename(columns={"value": "images_per_s"})
+    data = miou.merge(speed, on=keys, how="inner")
+    data = data[data.images_per_s > 0]
+    data = data.assign(miou=100 * data.value, latency_ms=1000 / data.images_per_s,
+                       nfe=pd.to_numeric(data.nfe, errors="coerce"), steps=pd.to_numeric(data.steps, errors="coerce"))
+    if data.empty:
+        return data
+    points = data.groupby(["experiment", "method", "variant"], as_index=False).agg(
+        miou=("miou", "mean"), latency_ms=("latency_ms", "mean"), nfe=("nfe", "mean"), steps=("steps", "mean"))
+    points["single"] = points.nfe.isna()
+    points["nfe_plot"] = points.nfe.fillna(1.0)
+    return points
+
+
+def latency(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
+    """mIoU against latency and NFE for every method (mean over seeds, in-domain ``split``).
+
+    (a) mIoU vs ms per image (1000 / images_per_s of the same evaluation), log x, each point
+    labelled with its experiment; (b) mIoU vs function evaluations per image, discriminative
+    methods (no NFE) at 1 as "single forward pass". FlowSeg's ``steps=k`` variants are joined
+    by a line in both panels (the speed / quality trade-off). Oracle methods are left out."""
+    points = _latency_points(frame, split) if not frame.empty else pd.DataFrame()
+    if points.empty:
+        return _empty(stem, "no evaluations with mIoU and throughput yet")
+    experiments = sorted(points.experiment.unique())
+    palette = dict(zip(experiments, sns.color_palette("deep" if len(experiments) <= 10 else "husl", len(experiments))))
+    with _theme():
+        fig, (ax_lat, ax_nfe) = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH_IN, 2.6), sharey=True)
+        labels = []
+        for experiment in experiments:
+            part = points[points.experiment == experiment]
+            colour = palette[experiment]
+            sweep = part[part.variant.str.fullmatch(STEPS_VARIANT.pattern) | ((part.variant == "default") & part.steps.notna())]
+            if part.method.iloc[0] != "flowseg":
+                sweep = sweep.iloc[:0]
+            if len(sweep) > 1:  # the sweep as a line; the default variant wins a duplicate step count
+                sweep = sweep.assign(first=sweep.variant != "default").sort_values(["steps", "first"])
+                sweep = sweep.drop_duplicates("steps")
+                for ax, x in ((ax_lat, "latency_ms"), (ax_nfe, "nfe_plot")):
+                    ax.plot(sweep[x], sweep.miou, color=colour, lw=1, alpha=0.7, zorder=1)
+                    ax.scatter(sweep[x], sweep.miou, color=colour, s=9, marker="o", zorder=2, linewidths=0)
+            for row in part[part.variant == "default"].itertuples():
+                marker = "s" if row.single else "o"
+                for ax, x in ((ax_lat, row.latency_ms), (ax_nfe, row.nfe_plot)):
+                    ax.scatter([x], [row.miou], color=colour, s=22, marker=marker, edgecolors="white", linewidths=0.5, zorder=3)
+                labels.append((row.latency_ms, row.miou, experiment, colour))
+        _set_log_x(ax_lat, points.latency_ms)
+        nfes = sorted(points.nfe_plot.unique())
+        _set_log_x(ax_nfe, nfes, nfes if len(nfes) <= 8 else None)
+        ax_lat.set_xlabel("latency (ms / image)")
+        ax_nfe.set_xlabel("function evaluations per image (NFE)")
+        ax_lat.set_ylabel(f"in-domain {split} mIoU (%)")
+        ax_lat.set_title("(a) mIoU vs latency", fontsize=8)
+        ax_nfe.set_title("(b) mIoU vs NFE", fontsize=8)
+        ax_nfe.tick_params(labelleft=True)
+        lo, hi = points.miou.min(), points.miou.max()
+        pad = max(0.12 * (hi - lo), 2.0)
+        ax_lat.set_ylim(max(lo - pad, 0), hi + pad)
+        handles = [Line2D([], [], color=palette[e], marker="o", ls="", markersize=4, label=e) for e in experiments]
+        kinds = []
+        if points.single.any():
+            kinds.append(Line2D([], [], color="0.4", marker="s", ls="", markersize=4, label="single forward pass"))
+        if (~points.single).any():
+            kinds.append(Line2D([], [], color="0.4", marker="o", ls="", markersize=4, label="iterative sampler"))
+        if (points.variant != "default").any():
+            kinds.append(Line2D([], [], color="0.4", marker="o", markersize=2.5, lw=1, label="FlowSeg steps sweep"))
+        fig.tight_layout(rect=(0, 0.1, 1, 1), w_pad=1.5)
+        fig.legend(handles=handles + kinds, loc="upper center", bbox_to_anchor=(0.5, 0.1), ncol=min(3, len(handles + kinds)),
+                   fontsize=SMALL, frameon=False)
+        _place_labels(ax_lat, labels)
+        return save(fig, stem)
+
+
+def _class_colours(count: int) -> np.ndarray:
+    """A lookup table (count + 1, 3): a fixed palette colour per class id, then black."""
+    name = "tab10" if count <= 10 else "tab20" if count <= 20 else "husl"
+    return np.vstack([np.asarray(sns.color_palette(name, count)), np.zeros((1, 3))])
+
+
+def _colourise(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Class ids -> RGB; ignore (255) and unmapped ids (>= number of classes) are black."""
+    ids = np.asarray(ids).astype(np.int64)
+    count = len(lut) - 1
+    return lut[np.where((ids >= 0) & (ids < count), ids, count)]
+
+
+def qualitative(samples_path: str | Path, stem: Path, domain: str | None = None, experiments: list[str] | None = None,
+                max_images: int = 4) -> list[Path]:
+    """A grid from ``samples.npz`` (:func:`~genseg.report.aggregate.collect_samples`): a row per
+    image, columns image, ground truth and each experiment's prediction (given order, else
+    sorted; experiments without this domain are skipped). Ignore / unmapped pixels are black;
+    the classes shown are listed below. ``domain`` defaults to the first one with predictions.
+
+    Raises ``ValueError`` naming the file when ``domain`` is not in it."""
+    path = Path(samples_path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    preds: dict[str, dict[str, dict[str, np.ndarray]]] = {}  # domain -> experiment -> index -> ids
+    for key, value in arrays.items():
+        if key.startswith("pred/"):
+            experiment, dom, index = key[len("pred/"):].rsplit("/", 2)
+            preds.setdefault(dom, {}).setdefault(experiment, {})[index] = value
+    images = {}
+    for key in arrays:
+        if key.startswith("image/"):
+            dom, index = key[len("image/"):].rsplit("/", 1)
+            images.setdefault(dom, []).append(index)
+    if domain is None:
+        if not preds:
+            return _empty(stem, "no qualitative samples kept")
+        domain = next(iter(preds))
+    if domain not in images:
+        raise ValueError(f"{path}: no samples for domain {domain!r}; domains with samples: {sorted(images)}")
+    indices = sorted((i for i in images[domain] if f"label/{domain}/{i}" in arrays), key=lambda i: (len(i), i))[:max_images]
+    if not indices:
+        raise ValueError(f"{path}: domain {domain!r} has images but no labels")
+    available = preds.get(domain, {})
+    columns = [e for e in experiments if e in available] if experiments is not None else sorted(available)
+    names = arrays.get(f"classes/{domain}")
+    labels = [arrays[f"label/{domain}/{i}"] for i in indices]
+    if names is None:  # no class names kept: number them
+        top = max([int(x[x != 255].max(initial=0)) for x in labels])
+        names = np.array([str(c) for c in range(top + 1)])
+    names = [str(n) for n in names]
+    lut = _class_colours(len(names))
+
+    ncols = 2 + len(columns)
+    cell = min(1.0, 2 * COLUMN_WIDTH_IN / ncols)
+    first = arrays[f"image/{domain}/{indices[0]}"]
+    aspect = first.shape[0] / first.shape[1]
+    wrap = max(6, int(cell * 72 / (SMALL * 0.55)))
+    titles = ["image", "ground truth"] + ["\n".join(textwrap.wrap(e, wrap, break_on_hyphens=True)) for e in columns]
+    present: set[int] = set()
+    black = False
+    with _theme():
+        fig, axes = plt.subplots(len(indices), ncols, figsize=(cell * ncols, cell * aspect * len(indices)), squeeze=False,
+                                 gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=1)  # titles and legend lie outside: saved with a tight box
+        for r, index in enumerate(indices):
+            label = arrays[f"label/{domain}/{index}"]
+            cells = [arrays[f"image/{domain}/{index}"], label] + [available[e].get(index) for e in columns]
+            for c, content in enumerate(cells):
+                ax = axes[r, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                if content is None:
+                    ax.set_facecolor("0.85")
+                    ax.text(0.5, 0.5, "–", ha="center", va="center", fontsize=SMALL, transform=ax.transAxes)
+                elif c == 0:
+                    ax.imshow(content, cmap="gray" if content.ndim == 2 else None, interpolation="nearest")
+                else:
+                    ids = np.asarray(content).astype(np.int64)
+                    valid = (ids >= 0) & (ids < len(names))
+                    present |= set(np.unique(ids[valid]).tolist())
+                    black |= bool((~valid).any())
+                    ax.imshow(_colourise(ids, lut), interpolation="nearest")
+                for side in ax.spines.values():
+                    side.set_linewidth(0.3)
+                if r == 0:
+                    ax.set_title(titles[c], fontsize=SMALL, pad=2)
+        handles = [Patch(facecolor=lut[c], label=names[c]) for c in sorted(present)]
+        if black:
+            handles.append(Patch(facecolor="black", label="ignore / unmapped"))
+        width = cell * ncols
+        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), fontsize=SMALL, frameon=False,
+                   ncol=max(1, min(len(handles), int(width / 0.9))), handlelength=1.0, handleheight=1.0,
+                   columnspacing=0.8, handletextpad=0.4, title=f"classes ({domain})", title_fontsize=SMALL)
+        return save(fig, stem)
+
+
+def convergence(curves: pd.DataFrame, stem: Path, experiments: list[str] | None = None) -> list[Path]:
+    """Validation mIoU against training iterations (mean over seeds, band = sd).
+
+    ``experiments`` filters (default: all). Experiments named ``...-vanilla`` / ``...-reshaped``
+    share their model's colour and differ in dashes, so the two objectives read side by side."""
+    if experiments is not None and not curves.empty:
+        curves = curves[curves.experiment.isin(experiments)]
     if curves.empty:
         return _empty(stem, "no validation curves")
     data = curves.assign(**{"val mIoU (%)": 100 * curves.val_miou})
-    sns.set_theme(context="paper", style="whitegrid", font_scale=0.9)
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.6))
-    sns.lineplot(data=data, x="step", y="val mIoU (%)", hue="experiment", errorbar="sd", ax=ax)
-    ax.set_xlabel("training iteration")
-    sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6, title=None, frameon=False)
-    return save(fig, stem)
+    tokens = [str(e).split("-") for e in data.experiment]
+    objective = ["reshaped" if "reshaped" in t else "vanilla" if "vanilla" in t else "other" for t in tokens]
+    paired = bool(set(objective) & {"reshaped", "vanilla"})
+    data = data.assign(model=["-".join(x for x in t if x not in ("reshaped", "vanilla")) for t in tokens] if paired
+                       else list(data.experiment), objective=objective)
+    models = sorted(data.model.unique())
+    palette = dict(zip(models, sns.color_palette("deep" if len(models) <= 10 else "husl", len(models))))
+    styles = [s for s in ("reshaped", "vanilla", "other") if s in set(objective)]
+    dashes = {"reshaped": "", "vanilla": (4, 1.5), "other": ""}  # only vanilla is dashed
+    with _theme():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.6))
+        sns.lineplot(data=data, x="step", y="val mIoU (%)", hue="model", hue_order=models, palette=palette,
+                     style="objective" if paired else None, style_order=styles if paired else None,
+                     dashes={k: dashes[k] for k in styles} if paired else True, errorbar="sd", legend=False, ax=ax)
+        ax.set_xlabel("training iteration")
+        handles = [Line2D([], [], color=palette[m], lw=1.5, label=m) for m in models]
+        if paired:
+            handles += [Line2D([], [], color="0.3", lw=1.2, dashes=dashes[k] or (None, None), label=f"{k} objective")
+                        for k in styles if k != "other"]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=SMALL, frameon=False)
+        return save(fig, stem)
+
+
+def ablation_bars(frame: pd.DataFrame, rows: list[dict], stem: Path, title: str = "", split: str = "test") -> list[Path]:
+    """One ablation file as bars: in-domain test mIoU per variant (mean over seeds, error bar = sd)."""
+    if frame.empty or not rows:
+        return _empty(stem, "no runs for this ablation yet")
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
+    labels = [r["label"] for r in rows]
+    data = pd.concat([sel[sel.experiment == r["experiment"]].assign(variant_label=r["label"]) for r in rows], ignore_index=True)
+    if data.empty:
+        return _empty(stem, "no runs for this ablation yet")
+    data["mIoU (%)"] = 100 * data.value
+    with _theme():
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.2))
+        sns.barplot(data=data, x="variant_label", y="mIoU (%)", order=labels, errorbar="sd", color="tab:blue", ax=ax)
+        for patch, label in zip(ax.patches, labels):
+            ax.annotate(f"{patch.get_height():.1f}", (patch.get_x() + patch.get_width() / 2, patch.get_height()),
+                        ha="center", va="bottom", fontsize=7)
+        ax.set_xlabel("")
+        ax.set_ylim(0, max(100.0, float(data["mIoU (%)"].max()) + 8))
+        if title:
+            ax.set_title(title.split(":")[0], fontsize=8)
+        return save(fig, stem)

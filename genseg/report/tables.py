@@ -7,15 +7,22 @@ import json
 import pandas as pd
 
 
-def cell(mean: float, std: float, count: int) -> str:
-    """One reproduced number: ``mean`` for one seed, ``mean ± std`` over several."""
-    return f"{100 * mean:.1f}" if count == 1 or pd.isna(std) else f"{100 * mean:.1f} ± {100 * std:.1f}"
+def cell(values) -> str:
+    """One reproduced number (percent): the value for one seed; over several, the mean and
+    its 95% bootstrap CI over seeds, ``mean [low, high]`` (:func:`genseg.report.stats.seed_summary`)."""
+    from .stats import seed_summary
+
+    summary = seed_summary(values)
+    if summary["n"] == 0:
+        return "–"
+    if summary["n"] == 1 or pd.isna(summary["ci_low"]):
+        return f"{100 * summary['mean']:.1f}"
+    return f"{100 * summary['mean']:.1f} [{100 * summary['ci_low']:.1f}, {100 * summary['ci_high']:.1f}]"
 
 
 def pivot_cells(sel: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
-    """Mean (± std over seeds) of ``value`` for each (index, columns) pair, as strings."""
-    stats = sel.groupby([index, columns]).value.agg(["mean", "std", "count"]).reset_index()
-    stats["cell"] = [cell(m, s, n) for m, s, n in zip(stats["mean"], stats["std"], stats["count"])]
+    """One :func:`cell` (over seeds) of ``value`` for each (index, columns) pair."""
+    stats = sel.groupby([index, columns]).value.apply(lambda v: cell(v.to_numpy())).reset_index(name="cell")
     table = stats.pivot(index=index, columns=columns, values="cell").fillna("–")
     table.columns.name = None
     return table
@@ -23,7 +30,7 @@ def pivot_cells(sel: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
 
 def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
     """FlowSeg rows with ``encoding`` and ``objective`` (vanilla / reshaped) columns from model options."""
-    sel = frame[frame.method == "flowseg"].copy()
+    sel = methods_only(frame[frame.method == "flowseg"]).copy()
     options = [json.loads(o) for o in sel.model_options]
     sel["encoding"] = [o.get("encoding", "?") for o in options]
     sel["objective"] = ["reshaped" if o.get("reshape") and o.get("lam", 0) > 0 else "vanilla" for o in options]
@@ -31,6 +38,12 @@ def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 ORACLE_METHODS = ("vqvae", "maskige")  # reconstruction upper bounds: they read the labels
+
+
+def methods_only(sel: pd.DataFrame) -> pd.DataFrame:
+    """Rows of methods proper: not oracle upper bounds, not ablation variants (``<base>+<ablation>=<value>``,
+    which have their own tables)."""
+    return sel[~sel.method.isin(ORACLE_METHODS) & ~sel.experiment.str.contains("+", regex=False)]
 
 
 def steps_rows(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -47,7 +60,34 @@ def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
     Oracle evaluations (maskige reconstruction upper bounds) have their own table."""
     sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
-    table = domain_columns(sel[~sel.method.isin(ORACLE_METHODS)], "experiment")
+    table = domain_columns(methods_only(sel), "experiment")
+    table.index.name = "Method"
+    return table
+
+
+def harmonic_mean(values) -> float:
+    """n / sum(1 / x): the cross-domain summary (GSS Table 6); 0 if any value is 0."""
+    values = [float(v) for v in values]
+    return 0.0 if min(values) <= 0 else len(values) / sum(1.0 / v for v in values)
+
+
+def cross_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """GSS Table 6 layout: mIoU on each unseen target domain, their harmonic mean, and in-domain.
+
+    The harmonic mean is taken per seed, then averaged (± std) like every other cell."""
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
+    sel = methods_only(sel)
+    if sel[~sel.in_domain].empty:
+        return pd.DataFrame({"Method": ["no unseen test domains in this config"]}).set_index("Method")
+    targets = sel[~sel.in_domain].assign(column=lambda f: f.domain)
+    hmean = (targets.groupby(["experiment", "seed"]).value.agg(harmonic_mean).reset_index().assign(column="h.mean"))
+    source = sel[sel.in_domain].assign(column="in-domain")
+    rows = pd.concat([targets, hmean, source], ignore_index=True)
+    table = pivot_cells(rows, "experiment", "column")
+    order = sorted(targets.column.unique()) + ["h.mean"] + (["in-domain"] if not source.empty else [])
+    table = table[order]
+    trained = sel.groupby("experiment").train_domains.first()
+    table.insert(0, "Trained on", [str(trained[e]).replace("+", " + ") for e in table.index])
     table.index.name = "Method"
     return table
 
@@ -64,18 +104,6 @@ def flowseg_steps(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     return table
 
 
-def flowseg_encodings(frame: pd.DataFrame, split: str = "test", steps=(1, 10)) -> pd.DataFrame:
-    """FlowSeg in-domain mIoU by centroid encoding (rows) and objective x steps (columns)."""
-    sel = steps_rows(frame, split)
-    sel = sel[sel.steps.isin(steps)]
-    if sel.empty:
-        return pd.DataFrame({"Encoding": ["no FlowSeg steps sweep in this config"]}).set_index("Encoding")
-    sel["column"] = [f"{o}, {int(s)} step" + ("s" if int(s) > 1 else "") for o, s in zip(sel.objective, sel.steps)]
-    table = pivot_cells(sel, "encoding", "column")
-    table.index.name = "Encoding"
-    return table
-
-
 def domain_columns(sel: pd.DataFrame, index: str) -> pd.DataFrame:
     """``index`` x test domains, the in-domain column first."""
     sel = sel.assign(column=[f"{d} (in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)])
@@ -86,8 +114,9 @@ def domain_columns(sel: pd.DataFrame, index: str) -> pd.DataFrame:
 MASKIGE_VARIANTS = {("ff-r", "ff"): "FF-R", ("ff", "ff"): "FF", ("ff", "ft"): "FT", ("ff", "tf"): "TF", ("ff", "ft-w"): "FT-W"}
 
 
-def gss_reconstruction(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Maskige reconstruction upper bound (GSS Tables 1-2): labels -> posterior -> inverse, mIoU by domain."""
+def gss_reconstruction(frame: pd.DataFrame, split: str = "test", reported: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Maskige reconstruction upper bound (GSS Tables 1-2): labels -> posterior -> inverse, mIoU by
+    domain; GSS Table 1's number for the same palette/inverse beside it (labelled reported)."""
     sel = frame[(frame.method == "maskige") & (frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")].copy()
     if sel.empty:
         return pd.DataFrame({"Maskige": ["no maskige runs in this config"]}).set_index("Maskige")
@@ -97,6 +126,11 @@ def gss_reconstruction(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame
     order = {v: i for i, v in enumerate(MASKIGE_VARIANTS.values())}
     table = domain_columns(sel, "row")
     table = table.loc[sorted(table.index, key=lambda r: (order.get(r.split(" ")[0], 99), r))]
+    if reported is not None:
+        paper = reported[reported.table == "gss_reconstruction"]
+        values = dict(zip(paper.method, paper.value))
+        header = f"reported ({paper.backbone.iloc[0]}, {paper.dataset.iloc[0]})" if len(paper) else "reported"
+        table[header] = [f"{values[r.split(' ')[0]]:g}" if r.split(" ")[0] in values else "–" for r in table.index]
     table.index.name = "Maskige (posterior, token grid)"
     return table
 
@@ -112,9 +146,139 @@ def gss_prior(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
         return pd.DataFrame({"Prior": ["no GSS prior runs in this config"]}).set_index("Prior")
     sel["row"] = [f"d = 1/{o['downsample'] // o['maskige_scale']}, " + ("auxiliary head" if o["aux_weight"] > 0 else "no auxiliary head")
                   for o in options]
-    table = pivot_cells(sel, "row", "metric").rename(columns={"miou": "mIoU", "macc": "mAcc"})
+    table = pivot_cells(sel, "row", "metric").rename(columns={"miou": "mIoU", "macc": "mAcc"})[["mIoU", "mAcc"]]
     table.index.name = "Prior"
     return table
+
+
+def ablation_table(frame: pd.DataFrame, ablation: dict, rows: list[dict], reported: pd.DataFrame | None = None,
+                   split: str = "test") -> pd.DataFrame:
+    """One ablation file's table: a row per variant (file order), in-domain test mIoU, and the
+    paper's number for the same setting beside it (labelled reported) when the file names one.
+
+    ``rows``: ``{label, experiment}`` for this ablation (from the workflow's ablations.json)."""
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
+    labels = [r["label"] for r in rows]
+    parts = []
+    for row in rows:
+        part = sel[sel.experiment == row["experiment"]]
+        parts.append(part.assign(row=row["label"], column="mIoU (reproduced)"))
+    data = pd.concat(parts, ignore_index=True) if parts else sel.iloc[:0].assign(row=[], column=[])
+    if data.empty:
+        table = pd.DataFrame({"mIoU (reproduced)": ["–"] * len(labels)}, index=labels)
+    else:
+        table = pivot_cells(data, "row", "column").reindex(labels).fillna("–")
+    if ablation.get("reported") and reported is not None:
+        paper = reported[reported.table == ablation["reported"]]
+        values = []
+        for label in labels:
+            match = paper[(paper.setting.astype(str) == label) | (paper.method.astype(str) == label)]
+            values.append(f"{match.value.iloc[0]:.2f}" if len(match) else "–")
+        table["mIoU (reported)"] = values
+    table.index.name = ablation.get("axis") or "Variant"
+    return table
+
+
+DISPLAY_METHODS = {
+    "deeplabv3plus": "DeepLabV3+", "segformer": "SegFormer", "upernet": "UPerNet", "ocrnet": "OCRNet",
+    "maskformer": "MaskFormer", "mask2former": "Mask2Former", "flowseg": "FlowSeg",
+}
+
+
+def display_method(method: str, options: dict) -> str:
+    """The paper's name for a run's method (GSS by its inverse: GSS-FF, GSS-FT, GSS-FT-W)."""
+    if method == "gss":
+        inverse = options.get("inverse", "ff") if options.get("stage") == "inverse" else "ff"
+        return f"GSS-{inverse.upper()}"
+    return DISPLAY_METHODS.get(method, method)
+
+
+def backbone(options: dict) -> str:
+    """A run's backbone from its model options (the encoder name, or the model family's own)."""
+    return str(options.get("encoder") or options.get("backbone") or ("Swin" if "embed_dim" in options else "–"))
+
+
+def main_results(frame: pd.DataFrame, reported: pd.DataFrame | None = None, split: str = "test") -> pd.DataFrame:
+    """FlowSeg's main table layout (Method, Backbone, Pretrain, mIoU reproduced, mIoU reported):
+    our runs (in-domain test mIoU) with the papers' numbers for the same method beside them
+    (labelled with backbone and dataset: never the same data as ours), then the methods only
+    the papers ran. Main-result rows of both papers (``*_main_*`` tables) are used."""
+    sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
+    sel = methods_only(sel)
+    paper = reported[reported.table.str.contains("_main_")] if reported is not None else None
+    rows = []
+    for experiment, part in sel.groupby("experiment", sort=False):
+        options = json.loads(part.model_options.iloc[0])
+        name = display_method(part.method.iloc[0], options)
+        ours = {"Method": f"{name} ({experiment})", "Backbone": backbone(options),
+                "Pretrain": "local weights" if options.get("pretrained_file") else "none (random init)",
+                "mIoU reproduced": cell(part.value.to_numpy())}
+        rows.append({**ours, "mIoU reported": _reported_cells(paper, name)})
+    if paper is not None:
+        ran = {display_method(m, json.loads(o)) for m, o in zip(sel.method, sel.model_options)}
+        for method, part in paper[~paper.method.isin(ran) & (paper.metric == "mIoU")].groupby("method", sort=False):
+            rows.append({"Method": method, "Backbone": "–", "Pretrain": "–", "mIoU reproduced": "–",
+                         "mIoU reported": _reported_cells(paper, method)})
+    return pd.DataFrame(rows).set_index("Method") if rows else pd.DataFrame({"Method": ["no runs"]}).set_index("Method")
+
+
+def _reported_cells(paper: pd.DataFrame | None, method: str) -> str:
+    """``value (backbone, pretraining, dataset)`` for each reported mIoU of ``method``; "–" if none."""
+    if paper is None:
+        return "–"
+    rows = paper[(paper.method == method) & (paper.metric == "mIoU")]
+    cells = []
+    for value, *about in zip(rows.value, rows.backbone, rows.pretraining, rows.dataset):
+        cells.append(f"{value:g} ({', '.join(a for a in about if a not in ('', 'unknown'))})")
+    return "; ".join(cells) or "–"
+
+
+def reported_block(reported: pd.DataFrame, table: str, columns: str = "dataset") -> pd.DataFrame:
+    """The papers' numbers of one table as printed: rows method (+ backbone), columns
+    ``columns`` (dataset, metric or setting), values in percent. Always labelled reported."""
+    rows = reported[reported.table == table].copy()
+    if rows.empty:
+        return pd.DataFrame({"Reported": [f"no reported numbers for {table}"]}).set_index("Reported")
+    rows["row"] = [m if b in ("", "unknown") else f"{m} ({b})" for m, b in zip(rows.method, rows.backbone)]
+    if columns == "metric_h":
+        rows["column"] = [("h.mean" if "h.mean" in m else d) for m, d in zip(rows.metric, rows.dataset)]
+    else:
+        rows["column"] = rows[columns].astype(str)
+    order = list(dict.fromkeys(rows.column))
+    table_ = rows.pivot_table(index="row", columns="column", values="value", aggfunc="first", sort=False)
+    table_ = table_[order].map(lambda v: "–" if pd.isna(v) else f"{v:g}")
+    table_.columns.name = None
+    table_.index.name = f"Reported ({rows.paper.iloc[0]})"
+    return table_
+
+
+def steps_with_reported(table: pd.DataFrame, reported: pd.DataFrame | None) -> pd.DataFrame:
+    """The steps table plus a row of the paper's numbers at the same step counts (labelled reported)."""
+    if reported is None or "no FlowSeg" in str(table.index[0]):
+        return table
+    paper = reported[reported.table == "flowseg_steps"]
+    by_steps = {int(s): v for s, v in zip(paper.setting, paper.value)}
+    row = [f"{by_steps[int(c.split()[0])]:g}" if int(c.split()[0]) in by_steps else "–" for c in table.columns]
+    dataset = paper.dataset.iloc[0] if len(paper) else "?"
+    out = table.copy()
+    out.loc[f"reported (FlowSeg, {dataset})"] = row
+    return out
+
+
+def paired_tests(paired: pd.DataFrame) -> pd.DataFrame:
+    """Paired bootstrap over test images of mIoU_a - mIoU_b (percent points) with its 95% CI and p-value."""
+    if paired.empty:
+        return pd.DataFrame({"Comparison": ["no comparisons configured (workflow config: compare)"]}).set_index("Comparison")
+    out = pd.DataFrame({
+        "Comparison": [f"{a} − {b}" for a, b in zip(paired.a, paired.b)],
+        "Seed": paired.seed.astype(int).astype(str),
+        "Domain": paired.domain,
+        "Δ mIoU": [f"{100 * d:+.1f}" for d in paired.delta],
+        "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(paired.ci_low, paired.ci_high)],
+        "p": [f"{p:.3g}" for p in paired.p_value],
+        "Images": paired.n_images.astype(int).astype(str),
+    })
+    return out.set_index("Comparison")
 
 
 def to_markdown(table: pd.DataFrame, caption: str = "") -> str:

@@ -1,33 +1,57 @@
 # Run ids, wildcard constraints and helpers that expand the experiment matrix.
 import json
 import os
+import re
+from dataclasses import asdict
 from pathlib import Path
 
+from genseg.ablations import expand, load_ablations
 from genseg.experiments import eval_plan, run_configs, training_stage, upstream_files
-from genseg.io import write_text, write_yaml
+from genseg.io import write_json, write_text, write_yaml
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read
-# in place from its root, or from $GENSEG_DATA/<name> when the root is empty.
+# in place from its root (a relative root is taken from the repository, never the cwd), or
+# from $GENSEG_DATA/<name> when the root is empty.
 SYNTHETIC = config["dataset"]["name"] == "synthetic"
 DATA_ROOT = config["dataset"].get("root") or ("data/synthetic" if SYNTHETIC else "")
+for member, member_root in config["dataset"].get("roots", {}).items():
+    config["dataset"]["roots"][member] = str(Path(workflow.basedir, member_root))
+# Ablation files add experiments (ablations/<name>.yaml; genseg.ablations explains them).
+ABLATIONS_DIR = Path(workflow.basedir, config.get("ablations_dir", "ablations"))
+ABLATIONS = load_ablations(ABLATIONS_DIR)
+EXPANDED, ABLATION_ROWS = expand(config, ABLATIONS)
+ABLATION_EXPERIMENTS = set(EXPANDED["experiments"]) - set(config["experiments"])
 # Run configs are resolved and checked now, so a typo fails before any job starts.
 RUNS_DIR = Path(f"{RESULTS}/runs").resolve()
 RUNS = run_configs(
-    config, str(Path(DATA_ROOT).resolve()) if DATA_ROOT else "", RUNS_DIR
+    EXPANDED,
+    (
+        str(
+            Path(DATA_ROOT).resolve()
+            if SYNTHETIC
+            else Path(workflow.basedir, DATA_ROOT)
+        )
+        if DATA_ROOT
+        else ""
+    ),
+    RUNS_DIR,
 )
 EVAL_SPLIT = config["evaluate"]["split"]
 
 
 wildcard_constraints:
-    run="|".join(RUNS) or "NONE",
+    run="|".join(map(re.escape, RUNS)) or "NONE",
     split="[a-z]+",
 
 
 def runs_of(stage):
     """Run ids trained by ``stage`` (a wildcard regex): train, posterior_learning or inverse_stage."""
     return (
-        "|".join(r for r, cfg in RUNS.items() if training_stage(cfg) == stage) or "NONE"
+        "|".join(
+            re.escape(r) for r, cfg in RUNS.items() if training_stage(cfg) == stage
+        )
+        or "NONE"
     )
 
 
@@ -42,7 +66,14 @@ def dataset_ready():
 
 
 def eval_plan_json(wildcards):
-    return json.dumps(eval_plan(config["evaluate"], RUNS[wildcards.run]))
+    cfg = RUNS[
+        wildcards.run
+    ]  # ablation variants skip the sweeps: one row each in their table
+    return json.dumps(
+        eval_plan(
+            config["evaluate"], cfg, with_sweeps=cfg.name not in ABLATION_EXPERIMENTS
+        )
+    )
 
 
 def eval_outputs():
@@ -55,19 +86,48 @@ def curve_outputs():
 
 
 def report_outputs():
-    return [f"{RESULTS}/metrics.csv", f"{RESULTS}/curves.csv"] + [
+    return [
+        f"{RESULTS}/metrics.csv",
+        f"{RESULTS}/curves.csv",
+        f"{RESULTS}/ablations.json",
+    ] + [
         f"{RESULTS}/report/{name}.{ext}"
         for name, exts in REPORT_FILES.items()
         for ext in exts
     ]
 
 
+# Extra targets of the "all" target; the rules of an ablation (ablations/<name>.smk) append theirs.
+EXTRA_TARGETS = []
+
+
+def report_caption(name):
+    """Caption of a report entry (``snakemake --report``): workflow/report/<name>.rst, or the
+    generic ablation caption for tables and figures that ablation files add."""
+    own = Path(workflow.basedir, "workflow/report", f"{name}.rst")
+    return str(
+        own if own.exists() else Path(workflow.basedir, "workflow/report/ablation.rst")
+    )
+
+
 # Tables (md, tex) and figures (png, pdf) that `genseg report` writes.
 REPORT_FILES = {
+    "main_results": ("md", "tex"),
     "miou_by_domain": ("md", "tex", "png", "pdf"),
+    "cross_domain": ("md", "tex"),
     "flowseg_steps": ("md", "tex", "png", "pdf"),
-    "flowseg_encodings": ("md", "tex"),
+    "flowseg_repa": ("md", "tex"),
     "gss_reconstruction": ("md", "tex"),
     "gss_prior": ("md", "tex"),
+    "paired_tests": ("md", "tex"),
+    "latency": ("png", "pdf"),
     "convergence": ("png", "pdf"),
+    "flowseg_convergence": ("png", "pdf"),
+    "vector_field": ("png", "pdf"),
+    "qualitative": ("png", "pdf"),
 }
+for _ablation in ABLATIONS:
+    if config["name"] in _ablation.configs:
+        REPORT_FILES[_ablation.feeds] = ("md", "tex") + (
+            ("png", "pdf") if _ablation.figure != "none" else ()
+        )

@@ -8,29 +8,60 @@ rule aggregate:
     output:
         metrics=f"{RESULTS}/metrics.csv",
         curves=f"{RESULTS}/curves.csv",
+        summary=f"{RESULTS}/summary.csv",
+        paired=f"{RESULTS}/paired.csv",
+        samples=f"{RESULTS}/samples.npz",
     log:
         f"logs/{config['name']}/aggregate.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        pairs=json.dumps(config.get("compare", [])),
     shell:
-        "genseg aggregate {input.metrics} --out {output.metrics}"
-        " --curves {input.curves} --curves-out {output.curves} > {log} 2>&1"
+        "genseg aggregate {input.metrics} --out {output.metrics} --summary-out {output.summary}"
+        " --curves {input.curves} --curves-out {output.curves}"
+        " --pairs {params.pairs:q} --paired-out {output.paired} --samples-out {output.samples} > {log} 2>&1"
+
+
+rule ablation_index:
+    input:
+        sorted(str(p) for p in ABLATIONS_DIR.glob("*.yaml")),
+    output:
+        f"{RESULTS}/ablations.json",
+    log:
+        f"logs/{config['name']}/ablation_index.log",
+    localrule: True
+    run:
+        # Which experiment is each ablation row (from the parsed ablation files), for the report.
+        write_json(
+            output[0],
+            {
+                "ablations": [
+                    asdict(a) for a in ABLATIONS if config["name"] in a.configs
+                ],
+                "rows": ABLATION_ROWS,
+            },
+        )
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 rule report:
     input:
         metrics=f"{RESULTS}/metrics.csv",
         curves=f"{RESULTS}/curves.csv",
+        ablations=f"{RESULTS}/ablations.json",
+        paired=f"{RESULTS}/paired.csv",
+        samples=f"{RESULTS}/samples.npz",
     output:
         [
             (
                 report(
                     f"{RESULTS}/report/{name}.{ext}",
-                    caption=f"../report/{name}.rst",
-                    category="Results",
+                    caption=report_caption(name),
+                    category="Figures" if ext == "png" else "Tables",
                 )
-                if ext == "png"
+                if ext in ("png", "md")
                 else f"{RESULTS}/report/{name}.{ext}"
             )
             for name, exts in REPORT_FILES.items()
@@ -44,5 +75,39 @@ rule report:
     params:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "genseg report --metrics {input.metrics} --curves {input.curves}"
+        "genseg report --metrics {input.metrics} --curves {input.curves} --ablations {input.ablations}"
+        " --paired {input.paired} --samples {input.samples}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# `snakemake figures`: every table and figure again, from the aggregated results of one
+# default run committed under results/reference/default/ (no training, no data; < 1 min).
+REFERENCE_RESULTS = Path(workflow.basedir, "results/reference/default")
+
+
+rule figures:
+    input:
+        metrics=REFERENCE_RESULTS / "metrics.csv",
+        curves=REFERENCE_RESULTS / "curves.csv",
+        ablations=REFERENCE_RESULTS / "ablations.json",
+        paired=REFERENCE_RESULTS / "paired.csv",
+        samples=REFERENCE_RESULTS / "samples.npz",
+    output:
+        [
+            f"results/figures/{name}.{ext}"
+            for name, exts in REPORT_FILES.items()
+            for ext in exts
+        ],
+    log:
+        "logs/figures.log",
+    benchmark:
+        "results/figures/benchmark.tsv"
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        out_dir=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "genseg report --metrics {input.metrics} --curves {input.curves} --ablations {input.ablations}"
+        " --paired {input.paired} --samples {input.samples}"
         " --out-dir {params.out_dir} > {log} 2>&1"

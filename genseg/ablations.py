@@ -1,0 +1,154 @@
+"""Ablations as files: ``ablations/<name>.yaml`` adds runs and a table with no code change.
+
+A file names a ``base`` experiment of the workflow config and what to change in it, either
+one ``axis`` (a dotted run-config key) with its ``values``, or named ``variants`` (each a
+mapping of dotted keys to values); ``feeds`` names the table (and, with ``figure: bar``,
+the figure) it produces under ``report/``. Example (``ablations/flowseg-distance.yaml``)::
+
+    description: Distance transform T(d) in the reshaped objective (FlowSeg ablation).
+    base: flowseg-kronecker-reshaped
+    axis: model.distance_transform
+    values: [sqrt, linear, inverse, log]
+    feeds: flowseg_distance
+    reported: flowseg_distance    # table id in results/reference/paper_reported.csv
+
+Each variant becomes the experiment ``<base>+<name>=<label>``, unless it resolves to the
+base's own run config (then the base run is that row). ``configs`` lists the workflow
+configs (by ``name``) the ablation joins; default ``[default]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, RunConfig, merge
+
+KEYS = {"description", "base", "axis", "values", "variants", "feeds", "figure", "configs", "reported"}
+FIGURES = ("none", "bar")
+
+
+@dataclass(frozen=True)
+class Ablation:
+    name: str
+    description: str
+    base: str
+    variants: dict[str, dict[str, Any]]  # label -> {dotted key: value}
+    feeds: str
+    figure: str = "none"
+    configs: tuple[str, ...] = ("default",)
+    reported: str = ""
+    axis: str = ""
+
+
+def load_ablation(path: Path) -> Ablation:
+    """Read and check one ablation file; errors name the file and the key."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {sorted(KEYS)}")
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(KEYS)}")
+    for key in ("base", "feeds"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(f"{path}: '{key}' must be a non-empty string")
+    if not re.fullmatch(r"[a-z0-9_]+", data["feeds"]):
+        raise ConfigError(f"{path}: 'feeds' must be a file-name stem of a-z, 0-9 and _, got {data['feeds']!r}")
+    if ("axis" in data) == ("variants" in data):
+        raise ConfigError(f"{path}: give either 'axis' with 'values', or 'variants'")
+    if "axis" in data:
+        if not isinstance(data.get("values"), list) or not data["values"]:
+            raise ConfigError(f"{path}: 'values' must be a non-empty list for axis {data['axis']!r}")
+        variants = {str(v): {data["axis"]: v} for v in data["values"]}
+    else:
+        if not isinstance(data["variants"], dict) or not all(isinstance(v, dict) for v in data["variants"].values()):
+            raise ConfigError(f"{path}: 'variants' must map each label to a mapping of dotted keys to values")
+        variants = {str(k): dict(v or {}) for k, v in data["variants"].items()}
+    figure = data.get("figure", "none")
+    if figure not in FIGURES:
+        raise ConfigError(f"{path}: 'figure' must be one of {FIGURES}, got {figure!r}")
+    return Ablation(
+        name=path.stem, description=str(data.get("description", "")), base=data["base"], variants=variants,
+        feeds=data["feeds"], figure=figure, configs=tuple(data.get("configs", ["default"])),
+        reported=str(data.get("reported", "")), axis=str(data.get("axis", "")),
+    )
+
+
+def load_ablations(folder: str | Path) -> list[Ablation]:
+    """Every ``*.yaml`` in ``folder`` (sorted); two files feeding one table is an error."""
+    ablations = [load_ablation(p) for p in sorted(Path(folder).glob("*.yaml"))]
+    feeds = [a.feeds for a in ablations]
+    for a in ablations:
+        if feeds.count(a.feeds) > 1:
+            raise ConfigError(f"ablations {[b.name for b in ablations if b.feeds == a.feeds]} all feed {a.feeds!r}; give each its own table")
+    return ablations
+
+
+def dotted(overrides: dict[str, Any]) -> dict:
+    """``{"model.tau": 2}`` -> ``{"model": {"tau": 2}}``."""
+    out: dict = {}
+    for key, value in overrides.items():
+        out = merge(out, _nest(key.split("."), value))
+    return out
+
+
+def _nest(parts: list[str], value):
+    return {parts[0]: _nest(parts[1:], value)} if len(parts) > 1 else {parts[0]: value}
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "_", label).strip("_") or "variant"
+
+
+def _resolved(workflow: dict, overrides: dict) -> dict:
+    """The run config an experiment resolves to (method options with their defaults filled
+    in), without its name, for comparing variants."""
+    from .methods import method_options  # imports torch; needed only here
+
+    cfg = RunConfig.from_dict(merge(merge(workflow.get("defaults", {}), overrides or {}), {"name": "x"}))
+    out = cfg.to_dict()
+    out.pop("name")
+    out["model"] = {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))}
+    return out
+
+
+def expand(workflow: dict, ablations: list[Ablation]) -> tuple[dict, list[dict]]:
+    """The workflow config with each applicable ablation's variants added as experiments,
+    and one row per (ablation, variant): ``{ablation, feeds, label, experiment}``.
+
+    A variant that resolves to its base's run config is the base run itself (no new run).
+    """
+    experiments = dict(workflow["experiments"])
+    rows = []
+    for ablation in ablations:
+        if workflow["name"] not in ablation.configs:
+            continue
+        if ablation.base not in workflow["experiments"]:
+            raise ConfigError(
+                f"ablations/{ablation.name}.yaml: base {ablation.base!r} is not an experiment of config "
+                f"{workflow['name']!r}; it has {', '.join(workflow['experiments'])}"
+            )
+        base = workflow["experiments"][ablation.base] or {}
+        try:
+            base_config = _resolved(workflow, base)
+        except ConfigError as err:
+            raise ConfigError(f"ablations/{ablation.name}.yaml: base {ablation.base!r}: {err}") from None
+        for label, overrides in ablation.variants.items():
+            variant = merge(base, dotted(overrides))
+            try:
+                same = _resolved(workflow, variant) == base_config
+            except ConfigError as err:
+                raise ConfigError(f"ablations/{ablation.name}.yaml: variant {label!r}: {err}") from None
+            name = ablation.base if same else f"{ablation.base}+{ablation.name}={_slug(label)}"
+            if not same:
+                experiments[name] = variant
+            rows.append({"ablation": ablation.name, "feeds": ablation.feeds, "label": label, "experiment": name})
+    return {**workflow, "experiments": experiments}, rows

@@ -1,0 +1,183 @@
+"""Statistics for the report: spread over seeds and paired bootstraps over test images.
+
+* :func:`seed_summary` / :func:`summarise_seeds`: mean, sample std (ddof=1) and a
+  percentile-bootstrap confidence interval of the mean over seeds
+  (:func:`scipy.stats.bootstrap`, seeded).
+* :func:`paired_bootstrap` / :func:`compare_evaluations`: two methods evaluated on the
+  same images; image indices are resampled with replacement (the same draw for both
+  methods), each method's dataset-level mIoU is recomputed from the summed per-image
+  areas (the ``.npz`` written beside each evaluation JSON, see
+  :mod:`genseg.engine.evaluate`) and the difference ``mIoU_a - mIoU_b`` gets a
+  percentile CI and a two-sided bootstrap p-value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+AREA_KEYS = ("intersect", "union", "pred_area", "label_area")
+SEED_GROUPS = ("experiment", "split", "domain", "variant", "metric")
+
+
+def seed_summary(values, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> dict:
+    """``n``, ``mean``, ``std`` (ddof=1) and a bootstrap CI (``ci_low``, ``ci_high``) of the mean.
+
+    The CI is the percentile bootstrap of the mean (:func:`scipy.stats.bootstrap`,
+    ``method="percentile"``, rng ``np.random.default_rng(seed)``): unlike BCa it stays
+    defined for 2-5 values. NaN values are dropped (``n`` counts the rest). Fewer than
+    2 values: std and CI are nan; identical values: the CI is ``[v, v]``.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    nan = float("nan")
+    mean = float(x.mean()) if n else nan
+    std = float(x.std(ddof=1)) if n >= 2 else nan
+    if n < 2:
+        low = high = nan
+    elif np.all(x == x[0]):  # degenerate bootstrap distribution: scipy would warn
+        mean = low = high = float(x[0])
+        std = 0.0
+    else:
+        result = stats.bootstrap(
+            (x,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+            method="percentile", rng=np.random.default_rng(seed),
+        )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return {"n": n, "mean": mean, "std": std, "ci_low": low, "ci_high": high}
+
+
+def summarise_seeds(frame: pd.DataFrame, by=SEED_GROUPS, value: str = "value", **kw) -> pd.DataFrame:
+    """One row per group of ``by`` (e.g. the tidy CSV of :mod:`genseg.report.aggregate`)
+    with ``n``, ``mean``, ``std``, ``ci_low``, ``ci_high`` of ``value`` over its rows (the
+    seeds), from :func:`seed_summary` (``kw`` passed on)."""
+    by = list(by)
+    columns = by + ["n", "mean", "std", "ci_low", "ci_high"]
+    rows = []
+    for key, group in frame.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), **seed_summary(group[value].to_numpy(dtype=np.float64), **kw)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def miou_from_areas(intersect, union) -> float:
+    """mIoU from per-class areas as in :func:`genseg.metrics.scores_from_areas`:
+    nanmean over classes of I/U, classes with U = 0 skipped (nan if none is left).
+    2-D inputs (images, K) are summed over images first."""
+    intersect = np.asarray(intersect, dtype=np.float64)
+    union = np.asarray(union, dtype=np.float64)
+    if intersect.ndim == 2:
+        intersect, union = intersect.sum(0), union.sum(0)
+    return float(_miou_rows(intersect[None], union[None])[0])
+
+
+def _miou_rows(intersect: np.ndarray, union: np.ndarray) -> np.ndarray:
+    """Row-wise mIoU of (R, K) area sums (nan for a row with no class of positive union)."""
+    valid = union > 0
+    iou = np.divide(intersect, union, out=np.zeros_like(intersect), where=valid)
+    count = valid.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, iou.sum(1) / count, np.nan)
+
+
+def _per_image(areas: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        intersect, union = np.asarray(areas["intersect"]), np.asarray(areas["union"])
+    except KeyError as err:
+        raise ValueError(f"areas {name} lack {err.args[0]!r} (need 'intersect' and 'union')") from None
+    if intersect.ndim != 2 or intersect.shape != union.shape:
+        raise ValueError(f"areas {name}: intersect {intersect.shape} and union {union.shape} must be the same (images, classes)")
+    return intersect, union
+
+
+def paired_bootstrap(areas_a: dict, areas_b: dict, n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95, chunk: int = 500) -> dict:
+    """Paired bootstrap over images of delta = mIoU_a - mIoU_b.
+
+    ``areas_*``: per-image, per-class ``intersect`` and ``union`` arrays (images, K) of two
+    methods on the same images. Each resample draws N image indices with replacement
+    (the same for both methods), turns them into a count matrix C (R, N) and gets the
+    dataset-level areas as ``C @ areas`` (R, K), hence each method's mIoU and the delta.
+    Returns ``delta`` (full set), ``miou_a``, ``miou_b``, ``ci_low``/``ci_high`` (percentile
+    CI of the resampled deltas), ``p_value`` = min(1, 2 min((#{d* <= 0} + 1) / (R + 1),
+    (#{d* >= 0} + 1) / (R + 1))), ``n_images``, ``n_resamples``.
+    """
+    ia, ua = _per_image(areas_a, "a")
+    ib, ub = _per_image(areas_b, "b")
+    if ia.shape != ib.shape:
+        raise ValueError(f"paired bootstrap needs the same images and classes: a has shape {ia.shape}, b has {ib.shape}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    n, k = ia.shape
+    if n == 0:
+        raise ValueError("paired bootstrap needs at least one image")
+    stacked = np.concatenate([ia, ua, ib, ub], axis=1).astype(np.float64)  # (N, 4K)
+    total = stacked.sum(0)
+    miou_a = float(_miou_rows(total[None, :k], total[None, k:2 * k])[0])
+    miou_b = float(_miou_rows(total[None, 2 * k:3 * k], total[None, 3 * k:])[0])
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        index = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
+        counts = np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+        sums = counts @ stacked  # (rows, 4K) dataset-level areas per resample
+        deltas[start:start + rows] = (
+            _miou_rows(sums[:, :k], sums[:, k:2 * k]) - _miou_rows(sums[:, 2 * k:3 * k], sums[:, 3 * k:])
+        )
+    alpha = 1.0 - confidence
+    finite = deltas[np.isfinite(deltas)]
+    if finite.size:
+        low, high = np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        below = (np.count_nonzero(finite <= 0) + 1) / (finite.size + 1)
+        above = (np.count_nonzero(finite >= 0) + 1) / (finite.size + 1)
+        p_value = min(1.0, 2.0 * min(below, above))
+    else:
+        low = high = p_value = float("nan")
+    return {
+        "delta": miou_a - miou_b,
+        "miou_a": miou_a,
+        "miou_b": miou_b,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_value": float(p_value),
+        "n_images": int(n),
+        "n_resamples": int(n_resamples),
+    }
+
+
+def load_areas(eval_json_path: str | Path) -> dict[str, np.ndarray]:
+    """Per-image areas (``intersect``, ``union``, ``pred_area``, ``label_area``; (images, K))
+    from the ``.npz`` written beside an evaluation JSON."""
+    path = Path(eval_json_path).with_suffix(".npz")
+    if not path.is_file():
+        raise FileNotFoundError(f"no per-image areas {path} beside evaluation {eval_json_path}")
+    with np.load(path) as data:
+        missing = [key for key in AREA_KEYS if key not in data.files]
+        if missing:
+            raise ValueError(f"{path} lacks arrays {missing}")
+        return {key: data[key] for key in AREA_KEYS}
+
+
+def compare_evaluations(json_a: str | Path, json_b: str | Path, **kw) -> dict:
+    """:func:`paired_bootstrap` of two evaluation JSONs (A - B) plus ``run_id_a``, ``run_id_b``.
+
+    Both must have evaluated the same split, domains, number of images (and classes,
+    where recorded); ``kw`` goes to :func:`paired_bootstrap`."""
+    records = [json.loads(Path(p).read_text()) for p in (json_a, json_b)]
+    for field in ("split", "domains", "num_images", "classes"):
+        values = [r.get(field) for r in records]
+        if field == "classes" and None in values:
+            continue
+        if values[0] != values[1]:
+            raise ValueError(f"{json_a} and {json_b} evaluated different {field}: {values[0]!r} vs {values[1]!r}")
+    areas = [load_areas(p) for p in (json_a, json_b)]
+    for path, record, area in zip((json_a, json_b), records, areas):
+        if record.get("num_images") is not None and len(area["intersect"]) != record["num_images"]:
+            raise ValueError(f"{path}: {len(area['intersect'])} images in its .npz, {record['num_images']} in the JSON")
+    result = paired_bootstrap(*areas, **kw)
+    return {**result, "run_id_a": records[0].get("run_id"), "run_id_b": records[1].get("run_id")}

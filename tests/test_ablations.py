@@ -1,0 +1,76 @@
+"""Ablations as files: loading, checks that name the file and key, expansion into experiments."""
+
+import pytest
+import yaml
+from conftest import REPO
+
+from genseg.ablations import expand, load_ablation, load_ablations
+from genseg.config import ConfigError
+
+
+def workflow():
+    return yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
+
+
+def write(folder, name, data):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder / f"{name}.yaml"
+
+
+def test_axis_values_become_experiments_and_the_base_value_is_the_base_run(tmp_path):
+    path = write(tmp_path, "tau", {"base": "flowseg-kronecker-reshaped", "axis": "model.tau", "values": [0.5, 1.0, 2.0], "feeds": "flowseg_tau"})
+    expanded, rows = expand(workflow(), [load_ablation(path)])
+    assert [r["experiment"] for r in rows] == [
+        "flowseg-kronecker-reshaped+tau=0.5", "flowseg-kronecker-reshaped", "flowseg-kronecker-reshaped+tau=2.0"]
+    assert expanded["experiments"]["flowseg-kronecker-reshaped+tau=2.0"]["model"]["tau"] == 2.0
+    assert expanded["experiments"]["flowseg-kronecker-reshaped+tau=2.0"]["model"]["reshape"] is True  # the base's own
+
+
+def test_named_variants_and_configs_filter(tmp_path):
+    path = write(tmp_path, "obj", {"base": "flowseg-kronecker-reshaped", "feeds": "obj",
+                                   "variants": {"x-pred": {"model.prediction": "x"}, "base": {}}, "configs": ["other"]})
+    cfg = workflow()
+    assert expand(cfg, [load_ablation(path)])[1] == []  # not for this config
+    cfg["name"] = "other"
+    _, rows = expand(cfg, [load_ablation(path)])
+    assert [r["experiment"] for r in rows] == ["flowseg-kronecker-reshaped+obj=x_pred", "flowseg-kronecker-reshaped"]
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"base": "a", "axis": "model.tau", "values": [1], "feeds": "t", "colour": 1}, "unknown key"),
+    ({"base": "a", "axis": "model.tau", "values": [1], "variants": {}, "feeds": "t"}, "either 'axis'"),
+    ({"base": "a", "axis": "model.tau", "values": [], "feeds": "t"}, "'values' must be a non-empty list"),
+    ({"base": "a", "axis": "model.tau", "values": [1], "feeds": "Bad Name"}, "'feeds' must be a file-name stem"),
+    ({"axis": "model.tau", "values": [1], "feeds": "t"}, "'base' must be"),
+    ({"base": "a", "axis": "model.tau", "values": [1], "feeds": "t", "figure": "pie"}, "'figure' must be one of"),
+])
+def test_bad_files_name_the_file_and_key(tmp_path, data, message):
+    path = write(tmp_path, "bad", data)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_ablation(path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_base_or_option_is_named(tmp_path):
+    path = write(tmp_path, "typo", {"base": "flowseg-reshaped", "axis": "model.tau", "values": [2.0], "feeds": "t"})
+    with pytest.raises(ConfigError, match="typo.yaml: base 'flowseg-reshaped' is not an experiment"):
+        expand(workflow(), [load_ablation(path)])
+    path = write(tmp_path, "typo", {"base": "flowseg-kronecker-reshaped", "axis": "model.taw", "values": [2.0], "feeds": "t"})
+    with pytest.raises(ConfigError, match="typo.yaml: variant '2.0'.*taw"):
+        expand(workflow(), [load_ablation(path)])
+
+
+def test_two_files_feeding_one_table_are_refused(tmp_path):
+    for name in ("a", "b"):
+        write(tmp_path, name, {"base": "x", "axis": "model.tau", "values": [1], "feeds": "same"})
+    with pytest.raises(ConfigError, match="all feed 'same'"):
+        load_ablations(tmp_path)
+
+
+def test_shipped_ablations_expand_on_the_default_config():
+    expanded, rows = expand(workflow(), load_ablations(REPO / "ablations"))
+    feeds = {r["feeds"] for r in rows}
+    assert {"flowseg_distance", "flowseg_objective", "flowseg_encodings"} <= feeds
+    base_rows = [r for r in rows if r["experiment"] == "flowseg-kronecker-reshaped"]
+    assert {r["label"] for r in base_rows} == {"log", "v-pred static + ignore masking", "kronecker"}
