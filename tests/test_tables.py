@@ -35,3 +35,14 @@ def test_cross_domain_table_takes_the_harmonic_mean_per_seed():
 def test_cross_domain_table_without_unseen_domains_says_so():
     frame = pd.DataFrame(rows("gss-ff", 0, {"clean": 0.9}))
     assert "no unseen test domains" in cross_domain(frame).index[0]
+
+
+def test_tidy_rows_hold_no_machine_specific_run_paths(tmp_path):
+    """Model options naming another run's files are written with ``{runs}``, as in the config."""
+    from genseg.report.aggregate import portable
+
+    runs = tmp_path / "results" / "runs"
+    record = {"run_id": "gss-ff-s0", "model": {"posterior_file": f"{runs}/vqvae-d4-s0/model.safetensors", "dim": 64}}
+    out = portable(record, runs / "gss-ff-s0" / "eval" / "test" / "clean" / "default.json")
+    assert out["model"] == {"posterior_file": "{runs}/vqvae-d4-s0/model.safetensors", "dim": 64}
+    assert record["model"]["posterior_file"].startswith(str(runs))  # the input is left as it was

@@ -57,8 +57,19 @@ def evaluation_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
+def portable(record: dict, path: Path) -> dict:
+    """The record with its runs folder written ``{runs}`` (as in the workflow config) in model
+    options, so the tidy table holds no machine-specific paths."""
+    run_dir = next((p for p in path.parents if p.name == record["run_id"]), None)
+    if run_dir is None:
+        return record
+    runs = str(run_dir.resolve().parent)
+    model = {k: v.replace(runs, "{runs}") if isinstance(v, str) else v for k, v in record["model"].items()}
+    return {**record, "model": model}
+
+
 def aggregate(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    rows = [r for path in evaluation_files(paths) for r in tidy_rows(json.loads(path.read_text()))]
+    rows = [r for path in evaluation_files(paths) for r in tidy_rows(portable(json.loads(path.read_text()), path))]
     frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["experiment", "seed", "split", "domain", "variant", "metric"])
     write_csv(frame, out)
     return frame
