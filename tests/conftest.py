@@ -13,6 +13,9 @@ from genseg.config import RunConfig  # noqa: E402
 from genseg.data import synthetic  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# The real CamVid copy: $GENSEG_DATA/camvid, else ../shared/data/camvid beside the repository
+# (as workflow/config/camvid.yaml reads it); tests that need it skip when it is absent.
+CAMVID_ROOT = Path(os.environ["GENSEG_DATA"], "camvid") if os.environ.get("GENSEG_DATA") else REPO.parent / "shared" / "data" / "camvid"
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,13 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from conftest import CAMVID_ROOT as CAMVID
 from PIL import Image
 
 from genseg.data.base import IGNORE_INDEX, DataError, SegmentationDataset
 from genseg.data.layouts import LAYOUTS, load_split
 
 H, W = 6, 8
-CAMVID = Path("/work/shared/data/camvid")
 
 
 def voc_colormap() -> list[int]:
@@ -336,6 +336,7 @@ def test_camvid_without_list_pairs_the_folders_by_stem(tmp_path):
         load_split("camvid", str(root), "train")
 
 
+@pytest.mark.camvid
 def test_real_camvid():
     if not (CAMVID / "train.txt").is_file():
         pytest.skip(f"the real CamVid copy is not at {CAMVID}")
