@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report, convert-dvae."""
+"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report, models, convert-dvae, convert-pixnerd."""
 
 from __future__ import annotations
 
@@ -69,6 +69,8 @@ def cmd_evaluate(args) -> None:
 
 def cmd_aggregate(args) -> None:
     from .report.aggregate import (
+        GRID_METRICS,
+        SUMMARY_METRICS,
         aggregate,
         aggregate_curves,
         collect_samples,
@@ -79,7 +81,7 @@ def cmd_aggregate(args) -> None:
 
     frame = aggregate(args.metrics, args.out)
     if args.summary_out:  # mean, std and 95% bootstrap CI over seeds
-        write_csv(summarise_seeds(frame[frame.metric.isin(["miou", "macc", "aacc"])]), args.summary_out)
+        write_csv(summarise_seeds(frame[frame.metric.isin(SUMMARY_METRICS + GRID_METRICS)]), args.summary_out)
     if args.curves_out:
         aggregate_curves(args.curves, args.curves_out)
     if args.paired_out:
@@ -118,6 +120,12 @@ def cmd_convert_dvae(args) -> None:
     from .methods.gss.convert import convert_dvae
 
     print(json.dumps({"out": str(convert_dvae(args.encoder, args.decoder, args.out))}))
+
+
+def cmd_convert_pixnerd(args) -> None:
+    from .methods.flowseg.convert import convert_pixnerd
+
+    print(json.dumps(convert_pixnerd(args.ckpt, args.out, ema=args.ema, trust_pickle=args.trust_pickle)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("decoder", help="official decoder.pkl")
     p.add_argument("out", help="output .safetensors")
     p.set_defaults(func=cmd_convert_dvae)
+
+    p = sub.add_parser("convert-pixnerd", help="a PixNerd release .ckpt -> the denoiser's weights as safetensors (once)")
+    p.add_argument("ckpt", help="the release checkpoint (MCG-NJU/PixNerd, PyTorch Lightning .ckpt)")
+    p.add_argument("out", help="output .safetensors")
+    p.add_argument("--ema", action="store_true", help="keep the EMA denoiser (what the release samples with), not the trained one")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle objects beyond tensors (runs code stored in the file: only for the official release)")
+    p.set_defaults(func=cmd_convert_pixnerd)
     return parser
 
 
@@ -192,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data.base import DataError
     from .engine.train import NonFiniteLossError
+    from .methods.flowseg.weights import PixNerdWeightsError
     from .methods.gss.dvae import DVAEError
 
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ConfigError, DataError, NonFiniteLossError, DVAEError, FileNotFoundError, FileExistsError) as err:
+    except (ConfigError, DataError, NonFiniteLossError, DVAEError, PixNerdWeightsError, FileNotFoundError, FileExistsError) as err:
         print(f"genseg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

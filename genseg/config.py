@@ -65,8 +65,10 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Logging, validation and checkpoint cadence (in iterations; 0 disables)."""
+    """Logging, validation and checkpoint cadence (in iterations; 0 disables); ``ema_decay`` > 0
+    keeps an exponential moving average of the weights, validated, evaluated and saved in their place."""
 
+    ema_decay: float = 0.0
     log_every: int = 10
     val_every: int = 100
     val_max_images: int = 100
@@ -145,6 +147,8 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.scale must be > 0 and eval.size_divisor >= 1, got {cfg.eval.scale}, {cfg.eval.size_divisor}")
     if cfg.eval.mode == "slide" and not 0 < cfg.eval.stride <= cfg.eval.crop:
         raise ConfigError(f"eval.mode 'slide' needs eval.crop > 0 and 0 < eval.stride <= eval.crop, got crop {cfg.eval.crop}, stride {cfg.eval.stride}")
+    if not 0 <= cfg.train.ema_decay < 1:
+        raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {cfg.train.ema_decay!r}")
     lo, hi = cfg.data.scale_range
     if not 0 < lo <= hi:
         raise ConfigError(f"data.scale_range must be 0 < low <= high, got {cfg.data.scale_range!r}")

@@ -7,6 +7,9 @@ aAcc = sum_k I_k / sum_k label_k. Pixels whose label is ``ignore_index`` are dro
 A prediction outside 0..K-1 (a class the test taxonomy does not have, see
 :mod:`genseg.data.taxonomy`) is wrong wherever the label is valid: it adds to the label's
 union but to no class's prediction area.
+
+:class:`GridArtifacts` needs no labels: it measures how much a prediction's label changes
+line up with a model's patch grid.
 """
 
 from __future__ import annotations
@@ -111,3 +114,44 @@ def per_image_areas(pred: torch.Tensor, label: torch.Tensor, num_classes: int, i
         "pred_area": pred_area,
         "label_area": label_area,
     }
+
+
+class GridArtifacts:
+    """Patch-grid artifacts of integer predictions (B, H, W), summed over a split, on any device.
+
+    A horizontal pair is columns (j, j+1), j = 0..W-2, "on the grid" of period P when
+    (j + 1) % P == 0, else "off"; vertical pairs likewise over rows. Over both directions and
+    all images, ratio_P = (on_changes / on_pairs) / (off_changes / off_pairs), a change being
+    a pair whose two labels differ: 1.0 means no grid, > 1 boundaries that prefer the grid
+    lines. None when there are no on-grid pairs or no off-grid changes."""
+
+    def __init__(self, periods=(8, 16)):
+        self.periods = tuple(periods)
+        self.pairs = {p: [0, 0] for p in self.periods}  # on, off (known from the shape alone)
+        self.changes = None  # int64 (periods, 2): on, off, on the predictions' device
+
+    def update(self, pred: torch.Tensor) -> None:
+        b, h, w = pred.shape
+        cols = (pred[..., :, 1:] != pred[..., :, :-1]).sum((0, 1))  # changes between columns j and j+1
+        rows = (pred[..., 1:, :] != pred[..., :-1, :]).sum((0, 2))  # between rows i and i+1
+        total = cols.sum() + rows.sum()
+        changes = []
+        for p in self.periods:
+            on = cols[p - 1::p].sum() + rows[p - 1::p].sum()
+            changes.append(torch.stack([on, total - on]))
+            on_pairs = (w - 1) // p * b * h + (h - 1) // p * b * w
+            self.pairs[p][0] += on_pairs
+            self.pairs[p][1] += (w - 1) * b * h + (h - 1) * b * w - on_pairs
+        changes = torch.stack(changes)
+        self.changes = changes if self.changes is None else self.changes + changes.to(self.changes.device)
+
+    def counts(self) -> dict[int, tuple[int, int, int, int]]:
+        """{period: (on_pairs, on_changes, off_pairs, off_changes)}."""
+        changes = self.changes.tolist() if self.changes is not None else [[0, 0]] * len(self.periods)
+        return {p: (self.pairs[p][0], c[0], self.pairs[p][1], c[1]) for p, c in zip(self.periods, changes)}
+
+    def ratios(self) -> dict[int, float | None]:
+        out = {}
+        for p, (on_pairs, on_changes, off_pairs, off_changes) in self.counts().items():
+            out[p] = (on_changes / on_pairs) / (off_changes / off_pairs) if on_pairs and off_changes else None
+        return out

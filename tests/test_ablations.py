@@ -29,12 +29,12 @@ def test_axis_values_become_experiments_and_the_base_value_is_the_base_run(tmp_p
 
 def test_named_variants_and_configs_filter(tmp_path):
     path = write(tmp_path, "obj", {"base": "flowseg-kronecker-reshaped", "feeds": "obj",
-                                   "variants": {"x-pred": {"model.prediction": "x"}, "base": {}}, "configs": ["other"]})
+                                   "variants": {"v-pred": {"model.prediction": "v"}, "base": {}}, "configs": ["other"]})
     cfg = workflow()
     assert expand(cfg, [load_ablation(path)])[1] == []  # not for this config
     cfg["name"] = "other"
     _, rows = expand(cfg, [load_ablation(path)])
-    assert [r["experiment"] for r in rows] == ["flowseg-kronecker-reshaped+obj=x_pred", "flowseg-kronecker-reshaped"]
+    assert [r["experiment"] for r in rows] == ["flowseg-kronecker-reshaped+obj=v_pred", "flowseg-kronecker-reshaped"]
 
 
 @pytest.mark.parametrize("data,message", [
@@ -71,6 +71,6 @@ def test_two_files_feeding_one_table_are_refused(tmp_path):
 def test_shipped_ablations_expand_on_the_default_config():
     expanded, rows = expand(workflow(), load_ablations(REPO / "ablations"))
     feeds = {r["feeds"] for r in rows}
-    assert {"flowseg_distance", "flowseg_objective", "flowseg_encodings"} <= feeds
+    assert {"flowseg_distance", "flowseg_objective", "flowseg_encodings", "flowseg_conditioning"} <= feeds
     base_rows = [r for r in rows if r["experiment"] == "flowseg-kronecker-reshaped"]
-    assert {r["label"] for r in base_rows} == {"log", "v-pred static + ignore masking", "kronecker"}
+    assert {r["label"] for r in base_rows} == {"log", "x-pred static + masking", "kronecker", "encoder tokens + pixel features"}

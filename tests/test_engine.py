@@ -88,6 +88,8 @@ def test_evaluate_writes_metrics_with_provenance(tmp_path, tiny_synthetic, tiny_
     saved = json.loads((tmp_path / "tiny-s0" / "eval" / "test_shifted.json").read_text())
     assert saved["run_id"] == "tiny-s0" and saved["domains"] == ["shifted"] and saved["num_images"] == 8
     assert 0 <= saved["scores"]["miou"] <= 1 and saved["images_per_s"] > 0 and saved["peak_memory_mb"] > 0
+    assert set(saved["grid_ratio"]) == {"8", "16"}
+    assert all(r is None or r >= 0 for r in saved["grid_ratio"].values())
     prov = saved["provenance"]
     assert set(prov) >= {"git_commit", "config_hash", "versions", "seed", "device", "time_utc"}
     assert prov["versions"]["torch"] == torch.__version__.split("+")[0] or prov["versions"]["torch"].startswith(torch.__version__.split("+")[0])
@@ -106,3 +108,71 @@ def test_validation_cadence_does_not_change_training(tmp_path, tiny_synthetic, t
     a = load_file(str(tmp_path / "rarely" / "model.safetensors"))
     b = load_file(str(tmp_path / "often" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_weights_are_validated_saved_and_resumed(tmp_path, tiny_synthetic, monkeypatch, tiny_config):
+    """train.ema_decay: model.safetensors holds the EMA copy (theta_ema <- d theta_ema + (1 - d) theta),
+    the checkpoint carries it, and a resumed run ends with the same EMA weights as a straight one."""
+    from genseg.engine.checkpoint import load_checkpoint  # noqa: F401  (the loader restores ema.*)
+
+    cfg = tiny_config(tiny_synthetic, train__ema_decay=0.5)
+    straight = train(cfg, tmp_path / "straight")
+    assert straight["ema_decay"] == 0.5
+    saved = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    ckpt = load_file(str(tmp_path / "straight" / "checkpoint.safetensors"))
+    trained = {k[6:]: v for k, v in ckpt.items() if k.startswith("model.")}
+    ema = {k[4:]: v for k, v in ckpt.items() if k.startswith("ema.")}
+    assert set(ema) == set(trained) == set(saved)
+    assert all(torch.equal(saved[k], ema[k]) for k in saved)  # the EMA copy is what the run saves
+    floats = [k for k in saved if saved[k].is_floating_point() and "running" not in k]
+    assert any(not torch.equal(saved[k], trained[k]) for k in floats)  # and it is not the trained weights
+
+    def stop(loss):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 3, stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "resumed")
+    train(cfg, tmp_path / "resumed")
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(saved[k], resumed[k]) for k in saved)
+
+
+def test_ema_update_is_the_moving_average():
+    from genseg.engine.train import WeightEMA
+
+    model = torch.nn.Linear(2, 1)
+    ema = WeightEMA(model, 0.9)
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    assert torch.allclose(ema.module.weight, 0.9 * before + 0.1 * model.weight)
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0, float("nan")])
+def test_bad_ema_decay_is_named(tmp_path, tiny_config, decay):
+    from genseg.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train.ema_decay"):
+        tiny_config(tmp_path, train__ema_decay=decay)
+
+
+def test_evaluation_records_the_training_budget(tmp_path, tiny_synthetic, tiny_config):
+    """Each evaluation records the run's iterations x batch and train wall, and those of the runs
+    whose files its options name (GSS: posterior, prior); the tidy table carries them as text."""
+    from genseg.engine.evaluate import training_budget
+    from genseg.report.aggregate import budget_text
+
+    up = tiny_config(tiny_synthetic, name="upstream", optim__iterations=2)
+    train(up, tmp_path / "upstream-s0")
+    cfg = tiny_config(tiny_synthetic, optim__iterations=2,
+                      model={"method": "deeplabv3plus", "encoder": "tu-resnet18", "weights_file": str(tmp_path / "upstream-s0" / "model.safetensors")})
+    train(cfg, tmp_path / "tiny-s0")
+    budget = training_budget(cfg, tmp_path / "tiny-s0")
+    assert budget["iterations"] == 2 and budget["batch_size"] == 4 and budget["train_wall_seconds"] > 0
+    assert budget["upstream"] == [{"experiment": "upstream", "iterations": 2, "batch_size": 4}]
+    assert budget_text(budget) == "2 x 4 (+ upstream 2 x 4)"
+    record = evaluate_run(tmp_path / "tiny-s0", "test", ["clean"], tmp_path / "e.json", progress=False)
+    assert record["budget"] == budget

@@ -119,6 +119,12 @@ def test_convergence_filter_and_other_figures(frame, tmp_path):
     written(figures.ablation_bars(frame, rows, tmp_path / "ablation", "Objective: x"), tmp_path / "ablation")
 
 
+def test_miou_by_domain_with_grid_ratios(frame, tmp_path):
+    miou = frame[(frame.metric == "miou") & (frame.variant == "default")]
+    grid = pd.concat([miou.assign(metric="grid_ratio_8", value=v) for v in (1.0, 2.0)], ignore_index=True)
+    written(figures.miou_by_domain(pd.concat([frame, grid], ignore_index=True), tmp_path / "grid"), tmp_path / "grid")
+
+
 @pytest.mark.parametrize("name", ["latency", "flowseg_steps", "miou_by_domain"])
 def test_empty_frame_gives_a_placeholder(name, tmp_path, monkeypatch):
     calls = []

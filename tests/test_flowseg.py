@@ -10,7 +10,7 @@ from genseg.experiments import eval_plan
 from genseg.methods import build_method
 from genseg.methods.flowseg.sampler import euler, heun, nfe, sample
 
-TINY = {"width": 32, "depth": 1, "heads": 2, "hidden": 16, "pixel_features": 8}
+TINY = {"hidden_size": 32, "num_heads": 2, "transformer_blocks": 1, "field_blocks": 1, "field_width": 8, "pixel_features": 8}
 
 
 def tiny_flowseg(classes=5, **options):

@@ -59,6 +59,8 @@ def test_scaled_inference_predicts_at_the_label_resolution():
     images, labels = torch.rand(2, 3, 40, 60), torch.zeros(2, 40, 60, dtype=torch.long)
     pred = predict_batch(model, images, labels, 5, scale=0.5)
     assert model.seen == [(20, 30)] and pred.shape == (2, 40, 60)
+    same, native = predict_batch(model, images, labels, 5, scale=0.5, return_native=True)
+    assert torch.equal(same, pred) and native.shape == (2, 20, 30)
     slide = predict_batch(model, images, labels, 5, mode="slide", crop=16, stride=8, scale=0.5)
     assert slide.shape == (2, 40, 60) and torch.equal(slide, pred)
     with pytest.raises(ConfigError, match="eval.scale"):
@@ -88,3 +90,58 @@ def test_images_of_different_sizes_are_evaluated_at_their_own_size(tmp_path):
     out = predict_split(model, SegmentationDataset(spec), torch.device("cpu"), batch_size=3, per_image=True)
     assert out["num_images"] == 3 and out["per_image"]["intersect"].shape == (3, 3)
     assert out["scores"]["miou"] == pytest.approx(matrix.compute()["miou"])
+
+
+class BlockModel(torch.nn.Module):
+    """Predicts, at whatever size it is given, 8 px blocks of random classes with a fraction
+    ``noise`` of pixels given random classes (noise=1: per-pixel noise, no grid); keeps its outputs."""
+
+    def __init__(self, noise):
+        super().__init__()
+        self.noise, self.outputs = noise, []
+        self.generator = torch.Generator().manual_seed(0)
+
+    def predict(self, images):
+        b, _, h, w = images.shape
+        g = self.generator
+        pred = torch.randint(0, 5, (b, h // 8 + 1, w // 8 + 1), generator=g).repeat_interleave(8, 1).repeat_interleave(8, 2)
+        pred = pred[:, :h, :w]
+        flip = torch.rand(pred.shape, generator=g) < self.noise
+        pred = torch.where(flip, torch.randint(0, 5, pred.shape, generator=g), pred)
+        self.outputs.append(pred)
+        return pred
+
+
+@pytest.mark.parametrize("noise", [0.02, 1.0])
+def test_grid_ratio_is_counted_at_the_model_resolution(tmp_path, noise):
+    """Eval scale 0.5: the model predicts at half the labels' size. Counted there, blocks show
+    (ratio > 1) and per-pixel noise gives 1.0; counted after the nearest 2x upsampling, noise
+    would change labels only between odd and even pixels (ratio 7/3 at 8 px)."""
+    import numpy as np
+    from PIL import Image
+
+    from genseg.data.base import SegmentationDataset, SplitSpec, identity_lut
+    from genseg.engine.evaluate import predict_split
+    from genseg.metrics import GridArtifacts
+
+    rng, pairs = np.random.default_rng(0), []
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 5, (128, 128), dtype=np.uint8)).save(tmp_path / f"{i}_label.png")
+        pairs.append((tmp_path / f"{i}.png", tmp_path / f"{i}_label.png"))
+    spec = SplitSpec("grid", tuple("abcde"), tuple(pairs), identity_lut(5))
+    model = BlockModel(noise)
+    out = predict_split(model, SegmentationDataset(spec), torch.device("cpu"), batch_size=2, window={"scale": 0.5})
+    assert [tuple(o.shape) for o in model.outputs] == [(2, 64, 64)] * 2
+    expected = GridArtifacts()
+    for o in model.outputs:
+        expected.update(o)
+    assert out["grid_ratio"] == {str(p): r for p, r in expected.ratios().items()}
+    if noise < 1:
+        assert out["grid_ratio"]["8"] > 5 and out["grid_ratio"]["16"] > 1
+    else:
+        assert out["grid_ratio"]["8"] == pytest.approx(1.0, abs=0.1) and out["grid_ratio"]["16"] == pytest.approx(1.0, abs=0.1)
+        upsampled = GridArtifacts()
+        for o in model.outputs:
+            upsampled.update(o.repeat_interleave(2, 1).repeat_interleave(2, 2))
+        assert upsampled.ratios()[8] == pytest.approx(7 / 3, abs=0.2)  # what counting at the labels' size would say

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from genseg.metrics import ConfusionMatrix, per_image_areas, scores_from_areas
+from genseg.metrics import ConfusionMatrix, GridArtifacts, per_image_areas, scores_from_areas
 
 
 def test_hand_computed_case():
@@ -87,3 +87,47 @@ def test_unmapped_predictions_count_as_wrong():
     assert matrix.compute()["miou"] == pytest.approx(0.5)
     per_image = per_image_areas(pred, label, 2)
     assert per_image["union"].tolist() == [[2, 2]] and per_image["pred_area"].tolist() == [[1, 1]]
+
+
+def test_grid_artifacts_hand_computed_counts():
+    pred = torch.tensor([[[0, 1, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]]])
+    grid = GridArtifacts(periods=(2, 3))
+    grid.update(pred)
+    # period 2: on pairs = columns 1|2 (3 rows) + rows 1|2 (4 columns); changes: 1 + 4 on, 1 + 1 off
+    # period 3: on pairs = columns 2|3 only, no change there
+    assert grid.counts() == {2: (7, 5, 10, 2), 3: (3, 0, 14, 7)}
+    ratios = grid.ratios()
+    assert ratios[2] == pytest.approx((5 / 7) / (2 / 10)) and ratios[3] == 0.0
+
+
+def block_predictions(size=128, batch=4, classes=5, block=8, noise=0.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    cells = torch.randint(0, classes, (batch, size // block, size // block), generator=g)
+    pred = cells.repeat_interleave(block, 1).repeat_interleave(block, 2)
+    flip = torch.rand(pred.shape, generator=g) < noise
+    return torch.where(flip, torch.randint(0, classes, pred.shape, generator=g), pred)
+
+
+def test_grid_artifacts_find_blocks_and_not_noise():
+    grid = GridArtifacts()
+    grid.update(block_predictions(noise=0.02))
+    ratios = grid.ratios()
+    assert ratios[8] > 5 and ratios[16] > 1
+    noise = GridArtifacts()
+    noise.update(torch.randint(0, 5, (4, 128, 128), generator=torch.Generator().manual_seed(0)))
+    assert noise.ratios()[8] == pytest.approx(1.0, abs=0.1) and noise.ratios()[16] == pytest.approx(1.0, abs=0.1)
+
+
+def test_grid_artifacts_edge_cases():
+    stripe = torch.zeros(2, 32, 32, dtype=torch.long)
+    stripe[..., 5:] = 1  # one boundary, between columns 4 and 5: off every grid
+    grid = GridArtifacts()
+    grid.update(stripe)
+    assert grid.ratios() == {8: 0.0, 16: 0.0}
+    blocks = GridArtifacts()
+    blocks.update(block_predictions(block=16))  # changes only on the grid lines: nothing to divide by
+    assert blocks.ratios() == {8: None, 16: None}
+    small = GridArtifacts()
+    small.update(torch.randint(0, 3, (1, 5, 5)))  # no on-grid pair at all
+    assert small.ratios() == {8: None, 16: None}
+    assert GridArtifacts().ratios() == {8: None, 16: None}

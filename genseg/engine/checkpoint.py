@@ -1,7 +1,7 @@
 """Checkpoints: tensors in safetensors, everything else in JSON; both written atomically.
 
-``<stem>.safetensors`` holds ``model.*`` and ``optim.<param>.<name>`` tensors and the
-torch RNG state; ``<stem>.json`` holds the step, the optimizer's param groups, the
+``<stem>.safetensors`` holds ``model.*``, ``ema.*`` (the EMA copy of the weights, when the run
+keeps one) and ``optim.<param>.<name>`` tensors and the torch RNG state; ``<stem>.json`` holds the step, the optimizer's param groups, the
 scheduler and the numpy/python RNG states. The JSON is written last and names the step
 stored in the safetensors metadata, so a pair torn by a crash is detected on load.
 Nothing here unpickles.
@@ -39,9 +39,11 @@ def load_weights(path: Path, model: torch.nn.Module, prefix: str = "") -> None:
         raise RuntimeError(f"{path} does not match the model: {err}") from None
 
 
-def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, extra: dict | None = None) -> None:
+def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, ema=None, extra: dict | None = None) -> None:
     opt_state = optimizer.state_dict()
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
     for param_id, state in opt_state["state"].items():
         for name, value in state.items():
             tensors[f"optim.{param_id}.{name}"] = torch.as_tensor(value).detach().contiguous().cpu()
@@ -64,8 +66,8 @@ def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, extra
     )
 
 
-def load_checkpoint(stem: Path, *, model, optimizer, scheduler) -> dict:
-    """Restore model, optimizer, scheduler and RNG in place; returns the JSON state."""
+def load_checkpoint(stem: Path, *, model, optimizer, scheduler, ema=None) -> dict:
+    """Restore model (and its EMA copy), optimizer, scheduler and RNG in place; returns the JSON state."""
     state = json.loads(stem.with_suffix(".json").read_text())
     weights = stem.with_suffix(".safetensors")
     with safe_open(str(weights), framework="pt") as f:
@@ -74,6 +76,9 @@ def load_checkpoint(stem: Path, *, model, optimizer, scheduler) -> dict:
         raise RuntimeError(f"{weights} is from step {stored_step} but {stem.with_suffix('.json')} says {state['step']}")
     tensors = load_file(str(weights))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if ema is not None:
+        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        ema.load_state_dict(ema_state or model.state_dict(), strict=True)  # a checkpoint from before EMA was on: start from the weights
     opt_state: dict = {"state": {}, "param_groups": state["param_groups"]}
     for key, value in tensors.items():
         if key.startswith("optim."):

@@ -1,6 +1,6 @@
 """Evaluation: predict a split, accumulate the confusion matrix, write a metrics JSON.
 
-Each evaluation writes ``<out>.json`` (scores, provenance, speed, memory) and
+Each evaluation writes ``<out>.json`` (scores, grid ratio, provenance, speed, memory) and
 ``<out>.npz`` with per-image, per-class areas (intersect, union, pred_area, label_area),
 so statistics over images need no re-inference.
 """
@@ -8,6 +8,7 @@ so statistics over images need no re-inference.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..data.sources import eval_spec, model_num_classes
 from ..data.taxonomy import converted_predictions
 from ..io import atomic_path, write_json
 from ..methods import build_method, method_options
-from ..metrics import ConfusionMatrix, per_image_areas
+from ..metrics import ConfusionMatrix, GridArtifacts, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
@@ -62,7 +63,11 @@ def predict_split(
     ``class_map``: model class id -> the dataset's class id (a universal-taxonomy model
     evaluated in the test set's own taxonomy; see :mod:`genseg.data.taxonomy`).
     ``keep_samples``: also return the first N (image, label, prediction) triples as uint8
-    arrays (``out["samples"]``), for qualitative figures drawn from results alone."""
+    arrays (``out["samples"]``), for qualitative figures drawn from results alone.
+
+    ``out["grid_ratio"]``: :class:`~genseg.metrics.GridArtifacts` ratios at 8 and 16 px
+    (keys "8", "16"; None when undefined), on the predictions at the model's input
+    resolution (nearest upsampling to the labels' would add a grid of its own)."""
     model.eval()
     num_classes = dataset.spec.num_classes
     model_classes = len(class_map) if class_map is not None else num_classes
@@ -73,6 +78,7 @@ def predict_split(
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=same_size_batches,
                                          generator=torch.Generator())
     matrix = ConfusionMatrix(num_classes, IGNORE_INDEX, device=device)
+    grid = GridArtifacts((8, 16))
     areas: dict[str, list] = {"intersect": [], "union": [], "pred_area": [], "label_area": []}
     seconds, images = 0.0, 0
     samples: dict[str, np.ndarray] = {}
@@ -80,7 +86,8 @@ def predict_split(
         for x, y in groups:
             x, y = x.to(device), y.to(device)
             start = time.perf_counter()
-            pred = predict_batch(model, x, y, model_classes, **(window or {}), **(predict_options or {}))
+            pred, native = predict_batch(model, x, y, model_classes, **(window or {}), return_native=True,
+                                         **(predict_options or {}))
             if class_map is not None:
                 pred = converted_predictions(pred, class_map)
             if device.type != "cpu":
@@ -88,6 +95,7 @@ def predict_split(
             seconds += time.perf_counter() - start
             images += x.shape[0]
             matrix.update(pred, y)
+            grid.update(converted_predictions(native, class_map) if class_map is not None else native)
             for i in range(min(x.shape[0], keep_samples - images + x.shape[0])):
                 n = images - x.shape[0] + i
                 samples[f"sample_image_{n}"] = x[i].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
@@ -99,6 +107,7 @@ def predict_split(
     out = {
         "nfe": getattr(model, "last_nfe", None) or None,
         "scores": matrix.compute(),
+        "grid_ratio": {str(p): r for p, r in grid.ratios().items()},
         "num_images": images,
         "predict_seconds": seconds,
         "images_per_s": images / seconds if seconds > 0 else float("nan"),
@@ -119,10 +128,27 @@ def load_trained(run_dir: Path, device: str | None = None):
     return cfg, model.to(dev), dev
 
 
-def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: Path, predict_options: dict | None = None, progress: bool = False, spec=None) -> dict:
+def training_budget(cfg, run_dir: Path) -> dict:
+    """What a run's training cost: iterations, batch size, train wall seconds (from its
+    ``train_metrics.json``), and the same for each run whose files it starts from (a model
+    option naming ``<run>/model.safetensors``: GSS's posterior and prior)."""
+    metrics = run_dir / "train_metrics.json"
+    wall = json.loads(metrics.read_text()).get("wall_seconds") if metrics.exists() else None
+    upstream = []
+    for value in cfg.model.options.values():
+        config = Path(value).parent / "config.yaml" if isinstance(value, str) and value.endswith(".safetensors") else None
+        if config is not None and config.is_file():
+            other = load_run_config(config)
+            upstream.append({"experiment": other.name, "iterations": other.optim.iterations, "batch_size": other.data.batch_size})
+    return {"iterations": cfg.optim.iterations, "batch_size": cfg.data.batch_size, "train_wall_seconds": wall, "upstream": upstream}
+
+
+def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: Path, predict_options: dict | None = None,
+                    progress: bool = False, spec=None, budget: dict | None = None) -> dict:
     """Evaluate a loaded model on one split of one domain; writes ``out`` (.json) and its .npz.
 
-    ``spec``: ``eval_spec``'s (split, class map) already listed, to reuse across variants.
+    ``spec``: ``eval_spec``'s (split, class map) already listed, to reuse across variants;
+    ``budget``: :func:`training_budget` of the run, recorded as is.
     """
     options = {**cfg.eval.predict, **(predict_options or {})}
     spec, class_map = spec or eval_spec(cfg.data, split, domain)
@@ -146,6 +172,7 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
         "predict_options": options,
         "model": {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))},
         "classes": list(spec.classes),
+        "budget": budget,
         **result,
         "wall_seconds": wall,
         "peak_memory_mb": peak_memory_mb(dev),
@@ -173,7 +200,8 @@ def evaluate_run(
     if len(domains) > 1:
         raise ValueError(f"evaluate one domain at a time, got {domains}")
     cfg, model, dev = load_trained(run_dir, device)
-    return evaluate_loaded(cfg, model, dev, run_dir.name, split, domains[0] if domains else "", Path(out), predict_options, progress)
+    return evaluate_loaded(cfg, model, dev, run_dir.name, split, domains[0] if domains else "", Path(out), predict_options, progress,
+                           budget=training_budget(cfg, run_dir))
 
 
 def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]], out_dir: str | Path, device: str | None = None) -> Path:
@@ -184,12 +212,12 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, dev = load_trained(run_dir, device)
-    written, specs = [], {}
+    written, specs, budget = [], {}, training_budget(cfg, run_dir)
     for domain, options in plan:
         if domain not in specs:  # list each domain's files once, whatever the number of variants
             specs[domain] = eval_spec(cfg.data, split, domain)
         out = out_dir / domain / f"{variant_name(options)}.json"
-        evaluate_loaded(cfg, model, dev, run_dir.name, split, domain, out, options, spec=specs[domain])
+        evaluate_loaded(cfg, model, dev, run_dir.name, split, domain, out, options, spec=specs[domain], budget=budget)
         written.append(str(out.relative_to(out_dir)))
     index = out_dir / "index.json"
     write_json(index, {"run_id": run_dir.name, "split": split, "records": written})

@@ -59,9 +59,13 @@ def padded_predict(model, images: torch.Tensor, size_divisor: int, labels=None, 
 
 
 def predict_batch(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int, mode: str = "whole",
-                  crop: int = 0, stride: int = 0, scale: float = 1.0, size_divisor: int = 1, **options) -> torch.Tensor:
+                  crop: int = 0, stride: int = 0, scale: float = 1.0, size_divisor: int = 1, return_native: bool = False,
+                  **options):
     """Class ids at the labels' resolution for one batch, whole (padded) or by sliding window,
-    after resizing the images by ``scale``; oracle methods get the labels at the same scale."""
+    after resizing the images by ``scale``; oracle methods get the labels at the same scale.
+
+    ``return_native``: return ``(pred, native)``, ``native`` the prediction at the model's
+    input resolution (before the nearest resize to the labels')."""
     size = labels.shape[-2:]
     if scale != 1.0:
         images = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
@@ -71,6 +75,7 @@ def predict_batch(model, images: torch.Tensor, labels: torch.Tensor, num_classes
         pred = slide_predict(model, images, num_classes, crop, stride, labels=oracle, **options)
     else:
         pred = padded_predict(model, images, size_divisor, labels=oracle, **options)
+    native = pred
     if pred.shape[-2:] != size:
         pred = F.interpolate(pred[:, None].float(), size=size, mode="nearest")[:, 0].long()
-    return pred
+    return (pred, native) if return_native else pred

@@ -8,6 +8,7 @@ again on a directory with a checkpoint resumes from it.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -56,6 +57,20 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+class WeightEMA:
+    """theta_ema <- d * theta_ema + (1 - d) * theta after every optimizer step (float tensors;
+    integer buffers such as BatchNorm's counter are copied)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for ema, value in zip(self.module.state_dict().values(), model.state_dict().values()):
+            ema.lerp_(value, 1 - self.decay) if ema.is_floating_point() else ema.copy_(value)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -83,11 +98,14 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power)
     )
 
+    ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    evaluated = ema.module if ema else model  # validated, evaluated and saved
+
     # Resume from the latest checkpoint if there is one.
     ckpt = run_dir / "checkpoint"
     start_step = 0
     if ckpt.with_suffix(".json").exists():
-        start_step = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)["step"]
+        start_step = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module)["step"]
     curve_path = run_dir / "val_curve.csv"
     curve = _read_curve(curve_path, max_step=start_step)
 
@@ -126,6 +144,8 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         scheduler.step()
+        if ema:
+            ema.update(model)
         train_seconds += time.perf_counter() - tic
         images_seen += images.shape[0]
         loss_value = loss.item()
@@ -140,7 +160,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if (cfg.train.val_every and done % cfg.train.val_every == 0) or done == total:
             scores = predict_split(
-                model, val_set, device, batch_size=cfg.eval.batch_size,
+                evaluated, val_set, device, batch_size=cfg.eval.batch_size,
                 predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images, window=eval_window(cfg),
             )["scores"]
             model.train()
@@ -148,11 +168,11 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
             curve.append({"step": done, "val_miou": scores["miou"], "train_loss": loss_value, "wall_seconds": time.perf_counter() - wall_start})
             _write_curve(curve_path, curve)
         if (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0) or done == total:
-            save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler)
+            save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module)
     writer.close()
     _write_curve(curve_path, curve)  # also when there was nothing to train (iterations: 0)
 
-    save_weights(run_dir / "model.safetensors", model, {"config_hash": cfg.hash()})
+    save_weights(run_dir / "model.safetensors", evaluated, {"config_hash": cfg.hash(), "weights": "ema" if ema else "trained"})
     record = {
         "experiment": cfg.name,
         "run_id": run_dir.name,
@@ -169,6 +189,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         "wall_seconds": time.perf_counter() - wall_start,
         "peak_memory_mb": peak_memory_mb(device),
         "num_parameters": sum(p.numel() for p in model.parameters()),
+        "ema_decay": cfg.train.ema_decay,
         "provenance": provenance(cfg.hash(), cfg.seed, device),
     }
     write_json(run_dir / "train_metrics.json", record)

@@ -13,10 +13,20 @@ from ..experiments import RUN_ID
 from ..io import atomic_path
 
 SUMMARY_METRICS = ("miou", "macc", "aacc")
+GRID_METRICS = ("grid_ratio_8", "grid_ratio_16")  # :class:`genseg.metrics.GridArtifacts`, from the JSON's grid_ratio
 COLUMNS = [
     "run_id", "experiment", "method", "seed", "dataset", "train_domains", "split", "domain",
-    "in_domain", "variant", "predict_options", "steps", "nfe", "model_options", "metric", "value",
+    "in_domain", "variant", "predict_options", "steps", "nfe", "model_options", "budget", "metric", "value",
 ]
+
+
+def budget_text(budget: dict | None) -> str:
+    """``300 x 16``, plus the runs it starts from: ``100 x 16 (+ gss-ff 300 x 16, vqvae-d4 1200 x 16)``."""
+    if not budget:
+        return ""
+    own = f"{budget['iterations']} x {budget['batch_size']}"
+    upstream = ", ".join(f"{u['experiment']} {u['iterations']} x {u['batch_size']}" for u in budget.get("upstream", []))
+    return f"{own} (+ {upstream})" if upstream else own
 
 
 def tidy_rows(record: dict) -> list[dict]:
@@ -37,14 +47,20 @@ def tidy_rows(record: dict) -> list[dict]:
         "steps": record["predict_options"].get("steps", record["model"].get("steps")),
         "nfe": record.get("nfe"),
         "model_options": json.dumps(record["model"], sort_keys=True),
+        "budget": budget_text(record.get("budget")),
     }
     scores = record["scores"]
     rows = [dict(key, metric=m, value=scores[m]) for m in SUMMARY_METRICS]
+    rows += [dict(key, metric=f"grid_ratio_{p}", value=float("nan") if r is None else r)
+             for p, r in record.get("grid_ratio", {}).items()]  # none in records written before it
     rows += [dict(key, metric=f"iou/{c}", value=v) for c, v in zip(record["classes"], scores["iou"])]
     rows += [
         dict(key, metric="images_per_s", value=record["images_per_s"]),
         dict(key, metric="peak_memory_mb", value=record["peak_memory_mb"]),
     ]
+    wall = (record.get("budget") or {}).get("train_wall_seconds")
+    if wall is not None:
+        rows.append(dict(key, metric="train_wall_seconds", value=wall))
     return rows
 
 

@@ -21,9 +21,14 @@ from .vector_field import vector_field_figure
 # Report tables: name -> caption of the reproduced block (table_blocks adds the reported ones).
 TABLES = {
     "main_results": "Main results (FlowSeg Table 1 layout): in-domain test mIoU (%) reproduced on this config's data, "
-    "and the papers' numbers for the same method (reported; their backbone, pretraining and dataset in brackets).",
-    "miou_by_domain": "Test mIoU (%) on each domain; models trained on the in-domain one.",
-    "cross_domain": "Cross-domain protocol (GSS Table 6 layout): test mIoU (%) on each unseen domain, their harmonic mean, and in-domain.",
+    "and the papers' numbers for the same method (reported; their backbone, pretraining and dataset in brackets). "
+    "Budget: training iterations x batch of the run, and of the runs it starts from (+ ...); train wall: the run's own "
+    "training, seconds.",
+    "miou_by_domain": "Test mIoU (%) on each domain; models trained on the in-domain one. Grid ratio (in-domain): "
+    "rate of label changes between neighbouring pixels across the 8 / 16 px patch-grid lines over the rate elsewhere "
+    "(1.0: no grid; mean over seeds).",
+    "cross_domain": "Cross-domain protocol (GSS Table 6 layout): test mIoU (%) on each unseen domain, their harmonic mean, "
+    "and in-domain; budget: training iterations x batch (+ the runs it starts from).",
     "flowseg_steps": "FlowSeg in-domain test mIoU (%) against Euler sampling steps; last row: reported by the paper.",
     "flowseg_repa": "FlowSeg REPA ablation (reported only).",
     "gss_reconstruction": "Maskige reconstruction upper bound, test mIoU (%): labels -> maskige -> frozen posterior -> inverse.",
@@ -31,6 +36,8 @@ TABLES = {
     "paired_tests": "Paired bootstrap over test images (2000 resamples): mIoU difference in points, its 95% CI and two-sided p-value.",
 }
 CI_NOTE = " Several seeds: mean [95% bootstrap CI over seeds]."
+VAL_NOTE = (" Val mIoU (selection): the last validation of each run (the validation split, never test),"
+            " the number a design is chosen by.")
 
 
 def table_blocks(name: str, frame: pd.DataFrame, reported: pd.DataFrame, paired: pd.DataFrame) -> list[tuple[pd.DataFrame, str]]:
@@ -76,19 +83,20 @@ def build_report(metrics: str | Path, out_dir: str | Path, *, curves: str | Path
     for name in TABLES:
         write_table(out, name, table_blocks(name, frame, reference, paired_frame))
         written.append(name)
+    curve_frame = pd.read_csv(curves) if curves else pd.DataFrame(columns=["run_id", "experiment", "step", "val_miou"])
     if ablations:  # one table (and optional figure) per ablation file, reported numbers beside
         index = json.loads(Path(ablations).read_text())
         for ablation in index["ablations"]:
             rows = [r for r in index["rows"] if r["ablation"] == ablation["name"]]
-            caption = ablation["description"] or f"Ablation {ablation['name']}: in-domain test mIoU (%)."
-            write_table(out, ablation["feeds"], [(tables.ablation_table(frame, ablation, rows, reference), caption + CI_NOTE)])
+            caption = (ablation["description"] or f"Ablation {ablation['name']}: in-domain test mIoU (%).") + VAL_NOTE
+            table = tables.ablation_table(frame, ablation, rows, reference, curves=curve_frame)
+            write_table(out, ablation["feeds"], [(table, caption + CI_NOTE)])
             if ablation["figure"] == "bar":
                 figures.ablation_bars(frame, rows, out / ablation["feeds"], ablation["description"])
             written.append(ablation["feeds"])
     figures.miou_by_domain(frame, out / "miou_by_domain")
     figures.flowseg_steps(frame, out / "flowseg_steps", reported=reference)
     figures.latency(frame, out / "latency")
-    curve_frame = pd.read_csv(curves) if curves else pd.DataFrame(columns=["experiment", "step", "val_miou"])
     figures.convergence(curve_frame, out / "convergence")
     flow = frame[(frame.method == "flowseg") & ~frame.experiment.str.contains("+", regex=False)].experiment.unique()
     figures.convergence(curve_frame[curve_frame.experiment.isin(flow)], out / "flowseg_convergence")

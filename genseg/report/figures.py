@@ -125,22 +125,44 @@ def _place_labels(ax, points, fontsize: int = SMALL) -> None:
 
 
 def miou_by_domain(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
-    """Bars of test mIoU per domain and method (mean over seeds, error bar = sd)."""
+    """Bars of test mIoU per domain and method (mean over seeds, error bar = sd), and beside
+    them each method's in-domain grid ratio at 8 px (:class:`genseg.metrics.GridArtifacts`;
+    dashed line: 1.0, no grid)."""
     if frame.empty:
         return _empty(stem, "no evaluations yet")
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
-    sel = methods_only(sel).copy()
+    sel = frame[(frame.split == split) & (frame.variant == "default")]
+    grid = methods_only(sel[(sel.metric == "grid_ratio_8") & sel.in_domain.astype(bool)]).dropna(subset=["value"])
+    sel = methods_only(sel[sel.metric == "miou"]).copy()
     if sel.empty:
         return _empty(stem, f"no {split} mIoU yet")
     sel["mIoU (%)"] = 100 * sel.value
     sel["domain"] = [f"{d}\n(in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)]
     order = sorted(sel.domain.unique(), key=lambda d: ("in-domain" not in d, d))
+    experiments = list(dict.fromkeys(sel.experiment))
     with _theme():
-        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.4))
-        sns.barplot(data=sel, x="domain", y="mIoU (%)", hue="experiment", order=order, errorbar="sd", ax=ax)
+        palette = dict(zip(experiments, sns.color_palette(n_colors=len(experiments))))
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(COLUMN_WIDTH_IN, 2.4), width_ratios=(3, 1))
+        sns.barplot(data=sel, x="domain", y="mIoU (%)", hue="experiment", order=order, hue_order=experiments,
+                    palette=palette, errorbar="sd", ax=ax)
         ax.set_xlabel("test domain")
         ax.set_ylim(0, 100)
-        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=6, title=None, frameon=False)
+        grid = grid[grid.experiment.isin(experiments)]
+        if grid.empty:
+            right.text(0.5, 0.5, "no grid ratio\nin these results", ha="center", va="center", fontsize=SMALL,
+                       transform=right.transAxes)
+            right.set_yticks([])
+        else:
+            sns.barplot(data=grid, x="experiment", y="value", hue="experiment", order=experiments, hue_order=experiments,
+                        palette=palette, errorbar="sd", legend=False, ax=right)
+            right.axhline(1.0, color="0.3", linestyle="--", linewidth=0.8)
+            right.set_ylim(bottom=0)
+        right.set_xticks([])
+        right.set_xlabel("in-domain")
+        right.set_ylabel("grid ratio, 8 px")
+        fig.tight_layout(w_pad=0.8)
+        below = ax.get_position().y0 - 40 / (fig.get_figheight() * 72)  # 40 pt under the axes: past the x label
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, below), bbox_transform=fig.transFigure, ncol=2,
+                        fontsize=6, title=None, frameon=False)
         return save(fig, stem)
 
 

@@ -1,9 +1,10 @@
-"""Tables in Markdown and LaTeX with the same content (mIoU in percent)."""
+"""Tables in Markdown and LaTeX with the same content (mIoU in percent, ratios as numbers)."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 
@@ -18,6 +19,13 @@ def cell(values) -> str:
     if summary["n"] == 1 or pd.isna(summary["ci_low"]):
         return f"{100 * summary['mean']:.1f}"
     return f"{100 * summary['mean']:.1f} [{100 * summary['ci_low']:.1f}, {100 * summary['ci_high']:.1f}]"
+
+
+def ratio_cell(values) -> str:
+    """A ratio (not a percent; e.g. the grid ratio): the mean over seeds, 2 decimals; "–" if none."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    return f"{x.mean():.2f}" if x.size else "–"
 
 
 def pivot_cells(sel: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
@@ -56,11 +64,17 @@ def steps_rows(frame: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
-    """Experiments x test domains (default predict options); the in-domain column first.
+    """Experiments x test domains (default predict options); the in-domain column first, then
+    the in-domain grid ratios at 8 and 16 px (:class:`genseg.metrics.GridArtifacts`; "–" for
+    results written before them).
 
     Oracle evaluations (maskige reconstruction upper bounds) have their own table."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
-    table = domain_columns(methods_only(sel), "experiment")
+    sel = frame[(frame.split == split) & (frame.variant == "default")]
+    table = domain_columns(methods_only(sel[sel.metric == "miou"]), "experiment")
+    grid = methods_only(sel[sel.in_domain.astype(bool)])
+    for period in (8, 16):
+        ratios = grid[grid.metric == f"grid_ratio_{period}"]
+        table[f"grid ratio, {period} px"] = [ratio_cell(ratios.value[ratios.experiment == e]) for e in table.index]
     table.index.name = "Method"
     return table
 
@@ -88,6 +102,7 @@ def cross_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     table = table[order]
     trained = sel.groupby("experiment").train_domains.first()
     table.insert(0, "Trained on", [str(trained[e]).replace("+", " + ") for e in table.index])
+    table.insert(1, "Budget (iterations x batch)", [budget_cells(frame, e)["Budget (iterations x batch)"] for e in table.index])
     table.index.name = "Method"
     return table
 
@@ -152,9 +167,11 @@ def gss_prior(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
 
 def ablation_table(frame: pd.DataFrame, ablation: dict, rows: list[dict], reported: pd.DataFrame | None = None,
-                   split: str = "test") -> pd.DataFrame:
-    """One ablation file's table: a row per variant (file order), in-domain test mIoU, and the
-    paper's number for the same setting beside it (labelled reported) when the file names one.
+                   split: str = "test", curves: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One ablation file's table: a row per variant (file order), the validation mIoU a design is
+    chosen by (the last point of each run's validation curve, when ``curves`` are given), in-domain
+    test mIoU, and the paper's number for the same setting beside it (labelled reported) when the
+    file names one.
 
     ``rows``: ``{label, experiment}`` for this ablation (from the workflow's ablations.json)."""
     sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
@@ -168,6 +185,9 @@ def ablation_table(frame: pd.DataFrame, ablation: dict, rows: list[dict], report
         table = pd.DataFrame({"mIoU (reproduced)": ["–"] * len(labels)}, index=labels)
     else:
         table = pivot_cells(data, "row", "column").reindex(labels).fillna("–")
+    if curves is not None and not curves.empty:
+        last = curves.sort_values("step").groupby("run_id").tail(1)
+        table.insert(0, "val mIoU (selection)", [cell(last[last.experiment == r["experiment"]].val_miou.to_numpy()) for r in rows])
     if ablation.get("reported") and reported is not None:
         paper = reported[reported.table == ablation["reported"]]
         values = []
@@ -211,15 +231,24 @@ def main_results(frame: pd.DataFrame, reported: pd.DataFrame | None = None, spli
         options = json.loads(part.model_options.iloc[0])
         name = display_method(part.method.iloc[0], options)
         ours = {"Method": f"{name} ({experiment})", "Backbone": backbone(options),
-                "Pretrain": "local weights" if options.get("pretrained_file") else "none (random init)",
-                "mIoU reproduced": cell(part.value.to_numpy())}
+                "Pretrain": "local weights" if options.get("pretrained_file") or options.get("pixnerd_file") else "none (random init)",
+                **budget_cells(frame, experiment), "mIoU reproduced": cell(part.value.to_numpy())}
         rows.append({**ours, "mIoU reported": _reported_cells(paper, name)})
     if paper is not None:
         ran = {display_method(m, json.loads(o)) for m, o in zip(sel.method, sel.model_options)}
         for method, part in paper[~paper.method.isin(ran) & (paper.metric == "mIoU")].groupby("method", sort=False):
-            rows.append({"Method": method, "Backbone": "–", "Pretrain": "–", "mIoU reproduced": "–",
-                         "mIoU reported": _reported_cells(paper, method)})
+            rows.append({"Method": method, "Backbone": "–", "Pretrain": "–", "Budget (iterations x batch)": "–",
+                         "Train wall (s)": "–", "mIoU reproduced": "–", "mIoU reported": _reported_cells(paper, method)})
     return pd.DataFrame(rows).set_index("Method") if rows else pd.DataFrame({"Method": ["no runs"]}).set_index("Method")
+
+
+def budget_cells(frame: pd.DataFrame, experiment: str) -> dict[str, str]:
+    """The training budget of an experiment's runs (iterations x batch, with the runs it starts
+    from) and their mean train wall in seconds; "–" for results recorded before budgets were."""
+    runs = frame[frame.experiment == experiment]
+    budgets = sorted(set(runs.get("budget", pd.Series(dtype=str)).dropna().astype(str)) - {""})
+    wall = runs[runs.metric == "train_wall_seconds"].drop_duplicates("run_id").value
+    return {"Budget (iterations x batch)": "; ".join(budgets) or "–", "Train wall (s)": f"{wall.mean():.0f}" if len(wall) else "–"}
 
 
 def _reported_cells(paper: pd.DataFrame | None, method: str) -> str:
