@@ -91,8 +91,8 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True) -> list[
     Every test domain gets the run's own predict options (``{}``); the in-domain test
     domains also get one entry per value of each sweep declared for the run's method in
     ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``), except the value the
-    run uses by default, which the ``{}`` entry already measures. ``with_sweeps=False``: only the
-    ``{}`` entries.
+    run uses by default, which the ``{}`` entry already measures. ``with_sweeps=False`` (an
+    ablation variant: one in-domain row of its table): only the in-domain ``{}`` entries.
     """
     from .methods import (
         method_options,  # the methods import torch; the workflow needs them only here
@@ -100,7 +100,7 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True) -> list[
 
     plan: list[tuple[str, dict]] = [(domain, {}) for domain in evaluate["domains"]]
     if not with_sweeps:
-        return plan
+        return [(domain, options) for domain, options in plan if domain in cfg.data.train_domains] or plan
     sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
     options = method_options(cfg.model)
     own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}

@@ -6,6 +6,7 @@ from conftest import REPO
 
 from genseg.ablations import expand, load_ablation, load_ablations
 from genseg.config import ConfigError
+from genseg.experiments import run_configs
 
 
 def workflow():
@@ -71,6 +72,18 @@ def test_two_files_feeding_one_table_are_refused(tmp_path):
 def test_shipped_ablations_expand_on_the_default_config():
     expanded, rows = expand(workflow(), load_ablations(REPO / "ablations"))
     feeds = {r["feeds"] for r in rows}
-    assert {"flowseg_distance", "flowseg_objective", "flowseg_encodings", "flowseg_conditioning"} <= feeds
+    assert feeds == {"flowseg_conditioning"}  # the other FlowSeg ablations: workflow/config/flowseg-ablations.yaml
     base_rows = [r for r in rows if r["experiment"] == "flowseg-kronecker-reshaped"]
-    assert {r["label"] for r in base_rows} == {"log", "x-pred static + masking", "kronecker", "encoder tokens + pixel features"}
+    assert {r["label"] for r in base_rows} == {"encoder tokens + pixel features"}
+
+
+def test_flowseg_ablations_config_keeps_the_default_base_run():
+    """workflow/config/flowseg-ablations.yaml runs the ablations kept out of the default's budget on
+    exactly the default's FlowSeg run: same data, run-config defaults and base experiment."""
+    default, extra = (yaml.safe_load((REPO / "workflow/config" / f"{n}.yaml").read_text()) for n in ("default", "flowseg-ablations"))
+    assert extra["dataset"] == default["dataset"] and extra["defaults"] == default["defaults"]
+    assert extra["train_domains"] == default["train_domains"]
+    base = "flowseg-kronecker-reshaped"
+    assert run_configs(extra, "data")[f"{base}-s0"] == run_configs(default, "data")[f"{base}-s0"]
+    _, rows = expand(extra, load_ablations(REPO / "ablations"))
+    assert {r["feeds"] for r in rows} == {"flowseg_distance", "flowseg_objective", "flowseg_encodings"}

@@ -88,3 +88,19 @@ def test_tidy_rows_carry_the_grid_ratios():
     assert values["grid_ratio_8"] == 1.25 and pd.isna(values["grid_ratio_16"]) and values["miou"] == 0.5
     del record["grid_ratio"]  # written before it: no rows
     assert not any(r["metric"].startswith("grid_ratio") for r in tidy_rows(record))
+
+
+def test_ablation_table_shows_the_validation_mIoU_designs_are_chosen_by():
+    from genseg.report.tables import ablation_table
+
+    frame = pd.DataFrame(rows("base", 0, {"clean": 0.7}) + rows("base+a=x", 0, {"clean": 0.6}))
+    curves = pd.DataFrame([
+        {"run_id": "base-s0", "experiment": "base", "step": 100, "val_miou": 0.5},
+        {"run_id": "base-s0", "experiment": "base", "step": 300, "val_miou": 0.72},  # the last point counts
+        {"run_id": "base+a=x-s0", "experiment": "base+a=x", "step": 300, "val_miou": 0.61},
+    ])
+    rows_ = [{"label": "base", "experiment": "base"}, {"label": "x", "experiment": "base+a=x"}]
+    table = ablation_table(frame, {"axis": "a"}, rows_, curves=curves)
+    assert list(table.columns) == ["val mIoU (selection)", "mIoU (reproduced)"]
+    assert table.loc["base"].tolist() == ["72.0", "70.0"] and table.loc["x"].tolist() == ["61.0", "60.0"]
+    assert list(ablation_table(frame, {"axis": "a"}, rows_).columns) == ["mIoU (reproduced)"]  # no curves: test only

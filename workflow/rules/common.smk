@@ -68,7 +68,7 @@ def dataset_ready():
 def eval_plan_json(wildcards):
     cfg = RUNS[
         wildcards.run
-    ]  # ablation variants skip the sweeps: one row each in their table
+    ]  # ablation variants skip the sweeps and unseen domains: one in-domain row each in their table
     return json.dumps(
         eval_plan(
             config["evaluate"], cfg, with_sweeps=cfg.name not in ABLATION_EXPERIMENTS

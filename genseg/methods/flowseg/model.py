@@ -7,10 +7,9 @@ reading is a ``condition`` entry, combinable, and measured in ``ablations/flowse
   stem (``s_embedder`` widened);
 - ``encoder``: a timm encoder's feature maps, resized to the patch grid, concatenated and
   projected (1x1 conv) to the hidden size, added to the stem's tokens;
-- ``pixels``: per-pixel image features for the neural field: the encoder's maps projected to
-  ``pixel_features`` channels (1x1 conv each), summed at the finest map's resolution, a 3x3
-  conv, bilinearly resized to the image, concatenated to each pixel's input of ``x_embedder``.
-  Our addition: the neural field otherwise sees the image only through its patch's token.
+- ``pixels``: per-pixel image features for the neural field (:class:`PixelFeatures`),
+  concatenated to each pixel's input of ``x_embedder`` (widened). Our addition: the neural
+  field otherwise sees the image only through its patch's token.
 
 Started from a PixNerd release (:meth:`FlowSegNet.load_release`), the widened columns and the
 token projection start at zero, so the pretrained model is unchanged at step 0; from scratch
@@ -34,20 +33,19 @@ CONDITIONS = ("stem", "encoder", "pixels")
 
 
 class PixelFeatures(nn.Module):
-    """Encoder maps -> ``channels`` features at the flow's resolution: each map projected (1x1 conv)
-    and resized to the finest map's grid, summed, one depthwise-separable 3x3 conv-BN-ReLU (as
-    DeepLabV3+'s decoder), bilinearly resized."""
+    """Encoder maps -> ``channels`` per-pixel features: each map projected (1x1 conv) and resized
+    to the finest map's grid, summed, one depthwise-separable 3x3 conv-BN-ReLU (as DeepLabV3+'s
+    decoder). Returned at that grid (PixNerd projects, then resizes to the flow's resolution),
+    or at ``size`` when the flow is coarser."""
 
-    def __init__(self, in_channels: list[int], reductions: list[int], channels: int):
+    def __init__(self, in_channels: list[int], channels: int):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
         self.fuse = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
                                   nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU())
 
     def forward(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-        """At the finest map's grid (PixNerd resizes after projecting), or ``size`` when that is coarser."""
-        grid = feats[0].shape[-2:]
-        grid = grid if grid[0] <= size[0] else size
+        grid = feats[0].shape[-2:] if feats[0].shape[-2] <= size[0] else size
         return self.fuse(sum(resize(lat(f), grid) for lat, f in zip(self.lateral, feats)))
 
 
@@ -61,8 +59,7 @@ class FlowSegNet(nn.Module):
 
     def __init__(self, channels: int, shape: PixNerdShape, *, condition: tuple[str, ...] = ("encoder", "pixels"),
                  encoder: str = "resnet18", pretrained_file: str = "", output_stride: int = 32, pixel_features: int = 32,
-                 task_label: int = 1000,
-                 overlap: int = 0):
+                 task_label: int = 1000, overlap: int = 0):
         super().__init__()
         self.condition = tuple(condition)
         self.patch_size = shape.patch
@@ -72,12 +69,13 @@ class FlowSegNet(nn.Module):
         self.denoiser = PixNerd(shape, channels, stem_extra=3 * p * p if "stem" in condition else 0, pixel_extra=pixel_extra,
                                 overlap=overlap)
         if "encoder" in condition or "pixels" in condition:
-            self.encoder = timm_features(encoder, pretrained_file, **({"output_stride": output_stride} if output_stride != 32 else {}))
+            dilated = {"output_stride": output_stride} if output_stride != 32 else {}
+            self.encoder = timm_features(encoder, pretrained_file, **dilated)
             levels = self.encoder.feature_info.channels()
             if "encoder" in condition:
                 self.token_proj = nn.Conv2d(sum(levels), shape.hidden, 1)
             if "pixels" in condition:
-                self.pixel_features = PixelFeatures(levels, self.encoder.feature_info.reduction(), pixel_features)
+                self.pixel_features = PixelFeatures(levels, pixel_features)
 
     def load_release(self, path: str) -> dict[str, list[str]]:
         """A converted PixNerd release into the denoiser (``weights.load_pixnerd``: the widened input
@@ -108,5 +106,6 @@ class FlowSegNet(nn.Module):
         return context
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: dict[str, torch.Tensor], tap_block: int = 0):
+        """The denoiser with the segmentation task's label row as its class condition."""
         y = torch.full((x_t.shape[0],), self.task_label, dtype=torch.long, device=x_t.device)
         return self.denoiser(x_t, t, y, tap_block=tap_block, **context)

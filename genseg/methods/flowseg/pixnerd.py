@@ -8,10 +8,14 @@ DCT features cos(pi x f_x) cos(pi y f_y) / (1 + f_x f_y). The state dict of :cla
 built from ``PRESETS["pixnerd-l16"]`` or ``["pixnerd-xl16"]`` has exactly the release's names and
 shapes, so a converted release checkpoint (``genseg convert-pixnerd``) loads strictly.
 
-Two widenings serve FlowSeg's image conditioning; loading a release zero-fills the new
-columns (``weights.py``), so the pretrained model computes the same function at step 0: ``stem_extra`` input columns of ``s_embedder``
-(image patches concatenated to the noisy patches) and ``pixel_extra`` input columns of
-``x_embedder`` (per-pixel image features).
+Two widenings serve FlowSeg's image conditioning: ``stem_extra`` input columns of
+``s_embedder`` (image patches concatenated to the noisy patches) and ``pixel_extra`` input
+columns of ``x_embedder`` (per-pixel image features); loading a release zero-fills them
+(``weights.py``), so the pretrained model computes the same function at step 0. One addition
+changes no weights: with ``overlap`` m > 0 each patch's neural field also runs m pixels into its
+neighbours (DCT positions extended past [0, 1]) and the overlapping windows are blended by
+linear ramps (:func:`blend_weights`), which removes the seams a per-patch field draws on the
+patch grid; m = 0 is the release's computation.
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ def blend_weights(patch: int, margin: int) -> torch.Tensor:
 
 
 class Linear(nn.Module):
-    """``<name>.proj``: the token stem."""
+    """The token stem, ``s_embedder.proj``."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
