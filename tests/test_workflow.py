@@ -110,7 +110,8 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     assert "deeplabv3plus-r18" in table and "flowseg-kronecker-reshaped" in table and "clean (in-domain)" in table
     assert "\\begin{tabular}" in (out / "report" / "miou_by_domain.tex").read_text()
     cross = (out / "report" / "cross_domain.md").read_text()  # GSS Table 6 layout
-    assert "| Method | Trained on | shifted | h.mean | in-domain |" in cross and "| gss-ft | clean |" in cross
+    assert "| Method | Trained on | Budget (iterations x batch) | shifted | h.mean | in-domain |" in cross
+    assert "| gss-ft | clean | " in cross
     steps = (out / "report" / "flowseg_steps.md").read_text()
     assert "kronecker, reshaped" in steps and "kronecker, vanilla" in steps and "2 steps" in steps
     sweep = frame[(frame.metric == "miou") & (frame.variant == "steps=2")]
@@ -159,10 +160,10 @@ def test_figures_target_rebuilds_every_table_and_figure_from_committed_results(t
     assert "figures" in plan and not re.search(r"\b(train|evaluate|synthetic_data|aggregate)\b", plan.split("Job stats")[-1])
     snakemake("--cores", "1", "figures", "--directory", str(tmp_path))
     out = tmp_path / "results" / "figures"
-    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md", "flowseg_distance.md", "flowseg_objective.md",
+    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md", "flowseg_conditioning.md",
                  "gss_reconstruction.md", "gss_prior.md", "paired_tests.md", "flowseg_repa.md"):
         assert (out / name).stat().st_size > 100, name
-    for name in ("flowseg_steps", "flowseg_convergence", "flowseg_encodings", "vector_field", "qualitative", "latency", "miou_by_domain"):
+    for name in ("flowseg_steps", "flowseg_convergence", "flowseg_conditioning", "vector_field", "qualitative", "latency", "miou_by_domain"):
         assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.pdf").exists(), name
     assert "reported" in (out / "main_results.md").read_text()
     assert (out / "benchmark.tsv").exists()  # the rule's wall time and memory (snakemake benchmark)

@@ -11,7 +11,6 @@ reads it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import pickle
 import re
 from collections import Counter
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ...io import atomic_path
+from ...io import atomic_path, sha256
 from .pixnerd import PRESETS, PixNerd, PixNerdShape
 from .weights import FORMAT, PixNerdWeightsError
 
@@ -63,13 +62,6 @@ def shape_of(tensors: dict[str, torch.Tensor], path: Path) -> PixNerdShape:
         raise PixNerdWeightsError(f"{path}: the denoiser weights lack a PixNerd tensor or have an unexpected shape ({err!r})") from None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def convert_pixnerd(ckpt: str | Path, out: str | Path, *, ema: bool = False, trust_pickle: bool = False) -> dict:
     """Release ``.ckpt`` -> ``out`` (safetensors, written atomically). Returns ``{"out", "network",
@@ -99,7 +91,7 @@ def convert_pixnerd(ckpt: str | Path, out: str | Path, *, ema: bool = False, tru
                                   f"({shape}); first differences (key, shape): {diff}")
     network = next((name for name, preset in PRESETS.items() if preset == shape), "custom")
     metadata = {"format": FORMAT, "network": network, "weights": prefix.rstrip("."),
-                "source": f"{path.name} sha256:{_sha256(path)}",
+                "source": f"{path.name} sha256:{sha256(path)}",
                 **{f"shape.{k}": str(v) for k, v in dataclasses.asdict(shape).items()}}
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)

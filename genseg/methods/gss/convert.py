@@ -7,13 +7,12 @@ This is the only place in genseg that opens a pickle. The output holds ``encoder
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ...io import atomic_path
+from ...io import atomic_path, sha256
 from .dvae import DECODER_ARGS, ENCODER_ARGS, FORMAT, GROUP_COUNT, DalleDVAE, DVAEError
 
 OFFICIAL = {"encoder": ("dall_e.encoder", "Encoder"), "decoder": ("dall_e.decoder", "Decoder")}
@@ -48,13 +47,6 @@ def _hyper_parameters(module: nn.Module, names: tuple[str, ...], path: Path) -> 
     return {name: int(value) for name, value in values.items()}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def convert_dvae(encoder_pkl: str | Path, decoder_pkl: str | Path, out: str | Path) -> Path:
     """Official ``encoder.pkl`` + ``decoder.pkl`` -> one safetensors file at ``out`` (written atomically).
@@ -84,7 +76,7 @@ def convert_dvae(encoder_pkl: str | Path, decoder_pkl: str | Path, out: str | Pa
         raise DVAEError(f"{paths['encoder']} / {paths['decoder']}: state dicts differ from the dVAE architecture "
                         f"built from their hyper-parameters; first differences (key, shape): {diff}")
     metadata = {"format": FORMAT, **{k: str(v) for k, v in config.items()},
-                **{f"source.{part}": f"{p.name} sha256:{_sha256(p)}" for part, p in paths.items()}}
+                **{f"source.{part}": f"{p.name} sha256:{sha256(p)}" for part, p in paths.items()}}
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(out)
