@@ -1,10 +1,10 @@
 """Checkpoints: tensors in safetensors, everything else in JSON; both written atomically.
 
-``<stem>.safetensors`` holds ``model.*``, ``ema.*`` (the EMA copy of the weights, when the run
-keeps one) and ``optim.<param>.<name>`` tensors and the torch RNG state; ``<stem>.json`` holds the step, the optimizer's param groups, the
-scheduler and the numpy/python RNG states. The JSON is written last and names the step
-stored in the safetensors metadata, so a pair torn by a crash is detected on load.
-Nothing here unpickles.
+``<stem>.safetensors`` holds ``model.*``, ``ema.*`` (the EMA copy of the weights, when the
+run keeps one) and ``optim.<param>.<name>`` tensors and the torch RNG state; ``<stem>.json``
+holds the step, the optimizer's param groups, the scheduler and the numpy/python RNG states.
+The JSON is written last and names the step stored in the safetensors metadata, so a pair
+torn by a crash is detected on load. Nothing here unpickles.
 """
 
 from __future__ import annotations

@@ -68,7 +68,10 @@ class WeightEMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         for ema, value in zip(self.module.state_dict().values(), model.state_dict().values()):
-            ema.lerp_(value, 1 - self.decay) if ema.is_floating_point() else ema.copy_(value)
+            if ema.is_floating_point():
+                ema.lerp_(value, 1 - self.decay)
+            else:
+                ema.copy_(value)
 
 
 def seed_everything(seed: int) -> None:
