@@ -51,3 +51,20 @@ def tiny_run_config(root: Path, **overrides) -> RunConfig:
         else:
             data[section] = value
     return RunConfig.from_dict(data)
+
+
+def fixed_batch_steps(model, images, labels, steps: int, lr: float) -> list[dict]:
+    """``steps`` AdamW steps on one batch with the same random draws each step (t, noise: a fixed
+    objective); returns each step's logs with ``loss`` as a float."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    logs = []
+    for _ in range(steps):
+        torch.manual_seed(1)
+        loss, log = model.training_loss(images, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        logs.append({**log, "loss": loss.item()})
+    return logs

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import fixed_batch_steps
 
 from genseg.config import ConfigError, ModelConfig, RunConfig
 from genseg.engine.evaluate import evaluate_run
@@ -24,15 +25,7 @@ def test_training_steps_lower_the_loss(options):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(4, 3, 32, 32, generator=g), torch.randint(0, 5, (4, 32, 32), generator=g)
     y[:, :2] = 255
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(8):
-        torch.manual_seed(1)  # same t and noise each step: a fixed objective
-        loss, _ = model.training_loss(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = [log["loss"] for log in fixed_batch_steps(model, x, y, 8, 2e-3)]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
 
 
@@ -115,15 +108,7 @@ def test_every_way_the_image_enters_trains(options):
     assert (hasattr(model.net, "encoder")) == bool({"encoder", "pixels"} & set(options.get("condition", ("encoder", "pixels"))))
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(2, 3, 32, 32, generator=g), torch.randint(0, 5, (2, 32, 32), generator=g)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(6):
-        torch.manual_seed(1)
-        loss, _ = model.training_loss(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = [log["loss"] for log in fixed_batch_steps(model, x, y, 6, 3e-3)]
     assert losses[-1] < losses[0]
     assert model.eval().predict(torch.rand(1, 3, 40, 52), steps=2).shape == (1, 40, 52)
 

@@ -18,6 +18,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from conftest import fixed_batch_steps
 from safetensors.torch import load_file, save, save_file
 
 from genseg.cli import main
@@ -530,15 +531,7 @@ def test_repa_trains_the_projector_not_the_encoder(repa_files, name):
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(2, 3, 32, 32, generator=g), torch.randint(0, 5, (2, 32, 32), generator=g)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    logs = []
-    for _ in range(6):
-        torch.manual_seed(1)  # same t and noise each step: a fixed objective
-        loss, log = model.training_loss(x, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        logs.append(log)
+    logs = fixed_batch_steps(model, x, y, 6, 3e-3)
     assert {"loss", "flow_loss", "repa_loss"} <= logs[0].keys()
     assert logs[0]["loss"] == pytest.approx(logs[0]["flow_loss"] + 0.5 * logs[0]["repa_loss"], rel=1e-5)
     assert all(math.isfinite(log["loss"]) for log in logs)
