@@ -140,8 +140,49 @@ def test_overlapping_fields_blend_to_a_partition_of_unity_and_leave_no_seams():
     assert steps[0] > 1.2 and steps[4] < 1.0  # measured: 1.26 and 0.85
 
 
+def test_shifted_grid_is_the_padded_image_through_the_unshifted_network():
+    """grid_offset (oy, ox): the image replicate-padded by (oy, P - oy) rows and (ox, P - ox) columns,
+    the patch grid laid from the padded corner, the output cropped back; pixel features pad alike."""
+    import torch.nn.functional as F
+
+    from genseg.methods.flowseg.pixnerd import PixNerd, PixNerdShape
+
+    p = 8
+    shape = PixNerdShape(hidden=32, heads=2, patch=p, transformer_blocks=1, field_blocks=1, field_width=8)
+    torch.manual_seed(0)
+    net = PixNerd(shape, pixel_extra=5, overlap=2)
+    torch.nn.init.normal_(net.final_layer.linear.weight)
+    x, extra, t, y = torch.randn(2, 3, 16, 24), torch.randn(2, 5, 16, 24), torch.rand(2), torch.full((2,), 1000)
+    with torch.no_grad():
+        for oy, ox in ((4, 4), (3, 6)):
+            pads = (ox, p - ox, oy, p - oy)
+            got = net(x, t, y, pixel_extra=extra, grid_offset=(oy, ox))
+            padded = net(F.pad(x, pads, mode="replicate"), t, y, pixel_extra=F.pad(extra, pads, mode="replicate"))
+            assert got.shape == x.shape
+            assert torch.allclose(got, padded[..., oy:oy + 16, ox:ox + 24], atol=1e-5)
+        assert not torch.allclose(net(x, t, y, pixel_extra=extra, grid_offset=(4, 4)), net(x, t, y, pixel_extra=extra), atol=1e-3)
+        with pytest.raises(ValueError, match="per-pixel conditioning only"):
+            net(x, t, y, token_add=torch.zeros(2, 6, 32), grid_offset=(4, 4))
+
+
+def test_grid_shift_alternates_the_grid_in_sampling_and_training():
+    model = tiny_flowseg(condition=["pixels"], grid_shift=True, field_overlap=2)
+    offsets = []
+    forward = model.net.forward
+    model.net.forward = lambda *a, grid_offset=None, **k: offsets.append(grid_offset) or forward(*a, grid_offset=grid_offset, **k)
+    model.eval()
+    model.predict(torch.rand(1, 3, 32, 32), steps=4)
+    assert offsets == [None, (4, 4), None, (4, 4)]
+    offsets.clear()
+    model.train()
+    for _ in range(12):
+        model.training_loss(torch.rand(2, 3, 32, 32), torch.randint(0, 5, (2, 32, 32)))
+    assert set(offsets) == {None, (4, 4)}
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"condition": ["pixel"]}, "model.condition"),
+    ({"grid_shift": True}, "model.grid_shift needs model.condition: \\[pixels\\]"),
     ({"network": "pixnerd-xxl"}, "known PixNerd presets"),
     ({"field_overlap": 5}, "model.field_overlap must be in 0..4"),
     ({"flow_stride": 0}, "model.flow_stride must be >= 1"),

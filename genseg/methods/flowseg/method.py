@@ -46,6 +46,7 @@ class FlowSegOptions(ObjectiveOptions):
     pretrained_file: str = ""
     pixel_features: int = 32
     field_overlap: int = 0  # the neural field also runs this many pixels into each neighbour, blended (our addition: no seams)
+    grid_shift: bool = False  # the patch grid moves by half a patch on every other step and training batch (our addition)
     flow_stride: int = 1  # the flow runs at 1/stride of the image resolution, upsampled (bilinear) to it
     repa_weight: float = 0.0
     repa_block: int = 8
@@ -79,6 +80,8 @@ class FlowSegOptions(ObjectiveOptions):
         unknown = [c for c in self.condition if c not in CONDITIONS]
         if unknown or len(set(self.condition)) != len(self.condition):
             raise ValueError(f"model.condition = {list(self.condition)!r}; each of {', '.join(CONDITIONS)} at most once")
+        if self.grid_shift and set(self.condition) & {"stem", "encoder"}:
+            raise ValueError("model.grid_shift needs model.condition: [pixels] (stem and encoder conditioning live on the unshifted patch grid)")
         shape = self.shape()
         if not 0 <= self.field_overlap <= shape.patch // 2:
             raise ValueError(f"model.field_overlap must be in 0..{shape.patch // 2} (half the patch), got {self.field_overlap}")
@@ -154,8 +157,13 @@ class FlowSeg(SegmentationMethod):
     def context(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net.image_context(self.to_flow(images), self.norm(images))
 
-    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context) -> torch.Tensor:
-        out = self.net(x_t, t, context)
+    def grid_offset(self, shifted: bool) -> tuple[int, int] | None:
+        """The patch grid's offset: half a patch down and right when ``shifted`` (``grid_shift``)."""
+        half = self.net.patch_size // 2
+        return (half, half) if shifted else None
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context, shifted: bool = False) -> torch.Tensor:
+        out = self.net(x_t, t, context, grid_offset=self.grid_offset(shifted))
         if self.options.prediction == "v":
             return out
         return (out - x_t) / (1 - t).clamp(min=0.05).view(-1, 1, 1, 1)  # x-prediction -> velocity
@@ -172,7 +180,8 @@ class FlowSeg(SegmentationMethod):
         tt = t.view(-1, 1, 1, 1)
         x_t = (1 - tt) * x0 + tt * self.to_flow(x1)
         tap = opts.repa_block if self.repa is not None else 0
-        result = self.net(x_t, t, context, tap_block=tap)
+        shifted = opts.grid_shift and bool(torch.randint(2, (), device=images.device))
+        result = self.net(x_t, t, context, tap_block=tap, grid_offset=self.grid_offset(shifted))
         out, tapped = result if tap else (result, None)
         out, x_t, x0 = self.to_image(out, size), self.to_image(x_t, size), self.to_image(x0, size)
         x1_hat = x_t + (1 - tt) * out if opts.prediction == "v" else out
@@ -199,7 +208,9 @@ class FlowSeg(SegmentationMethod):
         context = self.context(padded)
         generator = torch.Generator(device=images.device).manual_seed(seed)
         x0 = self.source(padded, generator)
-        x1, self.last_nfe = sample(sampler, lambda x, t: self.velocity(x, t, context), x0, steps)
+        calls = iter(range(1 << 30))  # with grid_shift, every other network evaluation runs on the shifted grid
+        x1, self.last_nfe = sample(sampler, lambda x, t: self.velocity(x, t, context, self.options.grid_shift and next(calls) % 2 == 1),
+                                   x0, steps)
         x1 = self.to_image(x1, padded.shape[-2:])
         return nearest_centroid(x1[..., :h, :w], self.centroids, self.options.decode_max_mb * 2**20)
 

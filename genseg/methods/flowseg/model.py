@@ -105,7 +105,8 @@ class FlowSegNet(nn.Module):
                 context["pixel_extra"] = self.pixel_features(feats, (h, w))
         return context
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: dict[str, torch.Tensor], tap_block: int = 0):
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: dict[str, torch.Tensor], tap_block: int = 0,
+                grid_offset: tuple[int, int] | None = None):
         """The denoiser with the segmentation task's label row as its class condition."""
         y = torch.full((x_t.shape[0],), self.task_label, dtype=torch.long, device=x_t.device)
-        return self.denoiser(x_t, t, y, tap_block=tap_block, **context)
+        return self.denoiser(x_t, t, y, tap_block=tap_block, grid_offset=grid_offset, **context)

@@ -63,9 +63,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(x.dtype)
+        return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -162,7 +160,9 @@ class FieldBlock(nn.Module):
         fc1, fc2 = self.param_generator1(s).chunk(2, dim=-1)
         fc1 = _unit_columns(fc1.view(-1, self.width, self.width * self.ratio))
         fc2 = _unit_columns(fc2.view(-1, self.width * self.ratio, self.width))
-        return x + torch.bmm(F.silu(torch.bmm(self.norm(x), fc1)), fc2)
+        h = torch.bmm(self.norm(x), fc1)
+        h = F.silu(h, inplace=not torch.is_grad_enabled())  # in place at inference: one big buffer less
+        return torch.baddbmm(x, h, fc2)
 
 
 def _unit_columns(w: torch.Tensor) -> torch.Tensor:
@@ -181,6 +181,12 @@ def dct_features(patch: int, freqs: int, window: int = 0) -> torch.Tensor:
     f = torch.linspace(0, freqs, freqs)
     fx, fy = f[None, :, None], f[None, None, :]
     return (torch.cos(math.pi * pos_x * fx) * torch.cos(math.pi * pos_y * fy) / (1 + fx * fy)).reshape(window * window, -1)
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution without bias, (B, C, H, W) x (O, C) -> (B, O, H, W), as one matmul (on CPU
+    several times faster than a convolution with few input channels)."""
+    return torch.einsum("bchw,oc->bohw", x, weight)
 
 
 def blend_weights(patch: int, margin: int) -> torch.Tensor:
@@ -298,18 +304,20 @@ class PixNerd(nn.Module):
         x = x.view(b, h // p, w // p, p, p, c).permute(0, 5, 1, 3, 2, 4)
         return x.reshape(b, c, h, w)
 
-    def field_inputs(self, x: torch.Tensor, pixel_extra: torch.Tensor | None) -> torch.Tensor:
+    def field_inputs(self, x: torch.Tensor, pixel_extra: torch.Tensor | None, pads: tuple[int, ...] = ()) -> torch.Tensor:
         """(B*L, K*K, h): ``x_embedder`` of [pixel values, DCT, ``pixel_extra``] for each pixel of each
         patch's window (K = P, or P + 2m with an ``overlap`` of m pixels, zero past the image).
         The linear map is split by input columns (same function, same weights): the pixel part runs
         once per pixel on the maps, the DCT part once per window position."""
         weight, bias = self.x_embedder.embedder[0].weight, self.x_embedder.embedder[0].bias
         c, dct = self.channels, self.shape.dct_freqs**2
-        emb = F.conv2d(x, weight[:, :c, None, None])
+        emb = pointwise(x, weight[:, :c])
         if pixel_extra is not None:  # projected first, then resized: the two commute, and h < E channels move
-            extra = F.conv2d(pixel_extra.to(x.dtype), weight[:, c + dct:, None, None])
+            extra = pointwise(pixel_extra.to(x.dtype), weight[:, c + dct:])
             emb = emb + (extra if extra.shape[-2:] == x.shape[-2:] else
                          F.interpolate(extra, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        if pads:
+            emb = F.pad(emb, pads, mode="replicate")
         p, m, (b, k) = self.shape.patch, self.overlap, emb.shape[:2]
         if m:
             windows = F.unfold(emb, kernel_size=p + 2 * m, stride=p, padding=m).view(b, k, (p + 2 * m) ** 2, -1).permute(0, 3, 2, 1)
@@ -330,13 +338,19 @@ class PixNerd(nn.Module):
         return F.fold(cols, **fold) / norm  # norm < 1 only along the image border (one window per axis there)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, *, stem_extra=None, token_add=None,
-                pixel_extra=None, tap_block: int = 0):
+                pixel_extra=None, tap_block: int = 0, grid_offset: tuple[int, int] | None = None):
         """``stem_extra`` (B, L, E) widens the stem's input; ``pixel_extra`` (B, E', H', W') each pixel's
         input to the neural field (bilinearly resized to H x W when it is coarser); ``token_add`` (B, L, H) is added to the stem's tokens. With
         ``tap_block`` k > 0, also returns the tokens after transformer block k (REPA's alignment point)."""
         b, _, h, w = x.shape
         p = self.shape.patch
-        stem_in = self.patchify(x).flatten(2)  # (B, L, C * P*P)
+        pads = ()
+        if grid_offset is not None:
+            if stem_extra is not None or token_add is not None:
+                raise ValueError("a shifted patch grid needs per-pixel conditioning only (stem_extra / token_add are on the unshifted grid)")
+            pads = (grid_offset[1], p - grid_offset[1], grid_offset[0], p - grid_offset[0])
+        x_in = F.pad(x, pads, mode="replicate") if pads else x
+        stem_in = self.patchify(x_in).flatten(2)  # (B, L, C * P*P)
         if stem_extra is not None:
             stem_in = torch.cat([stem_in, stem_extra], dim=-1)
         s = self.s_embedder(stem_in)
@@ -344,16 +358,19 @@ class PixNerd(nn.Module):
             s = s + token_add
         t_emb = self.t_embedder(t)[:, None]
         c = F.silu(t_emb + self.y_embedder(y)[:, None])
-        rope = self.rope(h // p, w // p, x.device)
+        hp, wp = x_in.shape[-2:]
+        rope = self.rope(hp // p, wp // p, x.device)
         tapped = None
         for i in range(self.shape.transformer_blocks):
             s = self.blocks[i](s, c, rope)
             if i + 1 == tap_block:
                 tapped = s
         s = F.silu(t_emb + s)
-        px = self.field_inputs(x, pixel_extra)  # (B*L, K*K, h)
+        px = self.field_inputs(x, pixel_extra, pads)  # (B*L, K*K, h)
         s = s.reshape(px.shape[0], -1)
         for block in self.blocks[self.shape.transformer_blocks:]:
             px = block(px, s)
-        out = self.field_outputs(self.final_layer(px).view(b, -1, px.shape[1], self.channels), h, w)
+        out = self.field_outputs(self.final_layer(px).view(b, -1, px.shape[1], self.channels), hp, wp)
+        if pads:
+            out = out[..., pads[2]:pads[2] + h, pads[0]:pads[0] + w]
         return (out, tapped) if tap_block else out
