@@ -250,3 +250,14 @@ def test_timm_features_names_a_missing_or_wrong_file(tmp_path):
     _safetensors(TINY_TIMM, good)
     net = timm_features(TINY_TIMM, str(good), out_indices=(1, 2))
     assert len(net(torch.zeros(1, 3, 32, 32))) == 2
+
+
+def test_smp_timm_encoder_refuses_another_models_file(tmp_path):
+    """smp's tu- encoders load through timm, which would half-load a file of another model."""
+    from genseg.config import ModelConfig
+    from genseg.methods import build_method
+
+    other = tmp_path / "resnet34.safetensors"
+    _safetensors("resnet34", other)
+    with pytest.raises(ValueError, match=r"model.pretrained_file .*resnet34\.safetensors: key \S+ is not in timm model 'resnet18'"):
+        build_method(ModelConfig("deeplabv3plus", {"encoder": "tu-resnet18", "pretrained_file": str(other)}), 4)

@@ -90,12 +90,12 @@ def check_timm_file(path: str, encoder: str, key: str = "model.pretrained_file")
     return file
 
 
-def _check_fits(file: Path, encoder: str, key: str, kwargs: dict) -> None:
+def check_timm_fits(file: Path, encoder: str, key: str, kwargs: dict | None = None) -> None:
     """Every tensor of the timm model (its classifier aside) in ``file`` with its shape; else an error naming the key.
     (timm itself loads a features_only model non-strictly: a file of another model would half load.)"""
     from ..weights import file_shapes, first_mismatch
 
-    build = {k: v for k, v in kwargs.items() if k not in ("out_indices", "feature_location", "feature_cls", "flatten_sequential")}
+    build = {k: v for k, v in (kwargs or {}).items() if k not in ("out_indices", "feature_location", "feature_cls", "flatten_sequential")}
     with torch.device("meta"):
         full = timm.create_model(encoder, pretrained=False, **build)
     classifier = full.pretrained_cfg.get("classifier") or ()
@@ -112,7 +112,7 @@ def timm_features(encoder: str, pretrained_file: str = "", key: str = "model.pre
     if not pretrained_file:
         return timm.create_model(encoder, pretrained=False, features_only=True, **kwargs)
     file = check_timm_file(pretrained_file, encoder, key)
-    _check_fits(file, encoder, key, kwargs)
+    check_timm_fits(file, encoder, key, kwargs)
     try:
         return timm.create_model(encoder, pretrained=True, features_only=True, pretrained_cfg_overlay={"file": str(file)}, **kwargs)
     except RuntimeError as err:  # load_state_dict: missing, unexpected or reshaped keys
