@@ -139,6 +139,7 @@ def cmd_weights(args) -> int:
         entries = weights.needed_weights(workflow, manifest)
         if not entries:
             print(f"{args.config} names no file of the weights manifest")
+            return 0
     else:
         entries = list(manifest.values())
     directory = weights.weights_dir()

@@ -193,9 +193,10 @@ def status(e: dict, directory: Path | None = None) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- fetching
 
 
-def download(url: str, dest: Path, sha256: str | None = None, log=print) -> Path:
+def download(url: str, dest: Path, sha256: str | None = None, log=print, label: str = "") -> Path:
     """Stream ``url`` to ``dest`` through a temporary file beside it (fsync, then os.replace);
-    a dropped connection or a wrong sha256 raises and leaves nothing behind."""
+    a dropped connection or a wrong sha256 raises and leaves nothing behind. ``label``: the file named in errors."""
+    label = label or dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     digest, size = hashlib.sha256(), 0
@@ -209,50 +210,51 @@ def download(url: str, dest: Path, sha256: str | None = None, log=print) -> Path
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and size != int(expected):
-            raise WeightsError(f"download of {url} for {dest.name} stopped after {size} of {expected} bytes (connection dropped); nothing was kept")
+            raise WeightsError(f"download of {url} for {label} stopped after {size} of {expected} bytes (connection dropped); nothing was kept")
         got = digest.hexdigest()
         if sha256 and got != sha256:
-            raise WeightsError(f"{dest.name} from {url}: sha256 {got}, expected {sha256}; nothing was kept")
+            raise WeightsError(f"{label} from {url}: sha256 {got}, expected {sha256}; nothing was kept")
         os.replace(tmp, dest)
     except WeightsError:
         raise
     except Exception as err:  # noqa: BLE001 -- URLError, IncompleteRead, timeouts: the download failed
-        raise WeightsError(f"download of {url} for {dest.name} failed after {size} bytes ({type(err).__name__}: {err}); nothing was kept") from None
+        raise WeightsError(f"download of {url} for {label} failed after {size} bytes ({type(err).__name__}: {err}); nothing was kept") from None
     finally:
         tmp.unlink(missing_ok=True)
     log(f"downloaded {url} -> {dest} ({size} bytes, sha256 {digest.hexdigest()})")
     return dest
 
 
-def _hf_download(source: dict, dest: Path, log=print) -> Path:
+def _hf_download(source: dict, dest: Path, log=print, label: str = "") -> Path:
     """A Hugging Face hub file through ``huggingface_hub`` into a temporary folder beside ``dest``."""
+    label = label or dest.name
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise WeightsError(f"{dest.name} is a Hugging Face hub file: `pip install huggingface_hub`, or download "
-                           f"{source['url']} by hand to {dest}") from None
+        raise WeightsError(f"{label} is a Hugging Face hub file: `pip install huggingface_hub`, or download "
+                           f"{source['url']} by hand to {dest.parent / label}") from None
     hf = source["hf"]
     tmp_dir = dest.with_name(f".{dest.name}.hf-{os.getpid()}")
     try:
         got = Path(hf_hub_download(hf["repo"], hf["file"], revision=hf.get("revision"), local_dir=tmp_dir))
         sha = source.get("sha256")
         if sha and sha256_file(got) != sha:
-            raise WeightsError(f"{dest.name} from {hf['repo']}: sha256 {sha256_file(got)}, expected {sha}; nothing was kept")
+            raise WeightsError(f"{label} from {hf['repo']}: sha256 {sha256_file(got)}, expected {sha}; nothing was kept")
         os.replace(got, dest)
     except WeightsError:
         raise
     except Exception as err:  # noqa: BLE001 -- hub or network errors
-        raise WeightsError(f"download of {hf['repo']}/{hf['file']} for {dest.name} failed ({type(err).__name__}: {err}); nothing was kept") from None
+        raise WeightsError(f"download of {hf['repo']}/{hf['file']} for {label} failed ({type(err).__name__}: {err}); nothing was kept") from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     log(f"downloaded {hf['repo']}/{hf['file']} -> {dest}")
     return dest
 
 
-def _get(source: dict, dest: Path, log=print) -> Path:
+def _get(source: dict, dest: Path, log=print, label: str = "") -> Path:
     if source.get("hf"):
-        return _hf_download(source, dest, log)
-    return download(source["url"], dest, source.get("sha256"), log)
+        return _hf_download(source, dest, log, label)
+    return download(source["url"], dest, source.get("sha256"), log, label)
 
 
 def _convert(e: dict, sources: list[Path], out: Path, trust_pickle: bool) -> None:
@@ -289,7 +291,7 @@ def fetch(e: dict, directory: Path | None = None, trust_pickle: bool = False, lo
     if not e.get("converter"):
         tmp = directory / f".{e['file']}.fetch-{os.getpid()}"
         try:
-            _get(e["sources"][0], tmp, log)
+            _get(e["sources"][0], tmp, log, label=e["file"])
             if e.get("timm_model") or e.get("smp_encoder"):
                 mismatch = architecture_mismatch(e, tmp)
                 if mismatch:
@@ -298,8 +300,13 @@ def fetch(e: dict, directory: Path | None = None, trust_pickle: bool = False, lo
         finally:
             tmp.unlink(missing_ok=True)
     else:  # complete downloads are kept in sources/ so a failed conversion can be rerun by hand
-        sources = [_get(s, directory / "sources" / Path(s.get("hf", {}).get("file") or s["url"].rsplit("/", 1)[-1]).name, log)
-                   for s in e["sources"]]
+        folder = directory / "sources"
+        try:
+            sources = [_get(s, folder / Path(s.get("hf", {}).get("file") or s["url"].rsplit("/", 1)[-1]).name, log)
+                       for s in e["sources"]]
+        finally:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         _convert(e, sources, out, trust_pickle)
     log(f"{e['name']}: wrote {out}")
     return out
