@@ -58,8 +58,13 @@ def _file_problem(path: Path, key: str, experiments: list[str], manifest: dict) 
     return f"{path} ({used}) does not exist"
 
 
-def check(workflow: dict, runs: dict, runs_dir: str | Path) -> list[str]:
-    """One line (or block) per missing dataset root or file of ``runs`` (the resolved run configs)."""
+def check(workflow: dict, runs: dict | None = None, runs_dir: str | Path = "runs") -> list[str]:
+    """One entry per missing dataset root or file of ``runs`` (the resolved run configs; default: the
+    workflow config's, with its dataset root as written)."""
+    if runs is None:
+        from .experiments import run_configs
+
+        runs = run_configs(workflow, workflow["dataset"].get("root", ""), runs_dir)
     domains = list(workflow.get("evaluate", {}).get("domains", []))
     runs_prefix = str(Path(runs_dir)).rstrip("/") + "/"
     roots: dict[tuple[str, str], None] = {}

@@ -261,3 +261,13 @@ def test_smp_timm_encoder_refuses_another_models_file(tmp_path):
     _safetensors("resnet34", other)
     with pytest.raises(ValueError, match=r"model.pretrained_file .*resnet34\.safetensors: key \S+ is not in timm model 'resnet18'"):
         build_method(ModelConfig("deeplabv3plus", {"encoder": "tu-resnet18", "pretrained_file": str(other)}), 4)
+
+
+def test_workflow_preflight_warn_starts_jobs_and_prints_once(tmp_path, weights_dir):
+    path = tmp_path / "paper-test.yaml"
+    path.write_text(yaml.safe_dump(_paper_like(tmp_path)))
+    target = "results/paper-test/runs/ocrnet-s0/config.yaml"  # a local job: writes the run config only
+    run = _snakemake(tmp_path, target, "--cores", "1", "--configfile", str(path), "--config", "preflight=warn")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.count("genseg pre-flight") == 1  # not again from the job's process
+    assert (tmp_path / "wd" / target).is_file()

@@ -44,7 +44,9 @@ EVAL_SPLIT = config["evaluate"]["split"]
 # Pre-flight (genseg/preflight.py): every missing dataset root or pretrained file, in one message
 # now; a real run stops in onstart, before any job (a dry run only warns; so does preflight: warn).
 PREFLIGHT = preflight_check(EXPANDED, RUNS, RUNS_DIR)
-if PREFLIGHT:
+# Printed once, by the main process, not again by each job process that re-reads the Snakefile.
+MAIN_PROCESS = not (workflow.remote_exec or workflow.subprocess_exec)
+if PREFLIGHT and MAIN_PROCESS:
     print(preflight_message(PREFLIGHT, config["name"]), file=sys.stderr)
 
 
