@@ -58,6 +58,20 @@ def _file_problem(path: Path, key: str, experiments: list[str], manifest: dict) 
     return f"{path} ({used}) does not exist"
 
 
+# The option that names the architecture a pretrained file must fit.
+ARCH_KEYS = {"pretrained_file": ("encoder", "backbone"), "repa_file": ("repa_encoder",)}
+
+
+def _arch_problem(run, key: str, path: Path, manifest: dict) -> str:
+    """A manifest file named for a model of another architecture (e.g. tu-resnet101 with resnet101c's file)."""
+    found = next((e for e in manifest.values() if e["file"] == path.name), None) if path.parent.resolve() == weights_dir().resolve() else None
+    arch = found and (found.get("timm_model", "").split(".")[0] or found.get("smp_encoder"))
+    names = [run.model.options[k] for k in ARCH_KEYS.get(key, ()) if isinstance(run.model.options.get(k), str)]
+    if not arch or not names or any(n.removeprefix("tu-").split(".")[0] == arch for n in names):
+        return ""
+    return f"{path} ({found['name']}) fits {arch!r}, but experiment {run.name} builds {names[0]!r} (model.{key})"
+
+
 def check(workflow: dict, runs: dict | None = None, runs_dir: str | Path = "runs") -> list[str]:
     """One entry per missing dataset root or file of ``runs`` (the resolved run configs; default: the
     workflow config's, with its dataset root as written)."""
@@ -84,12 +98,18 @@ def check(workflow: dict, runs: dict | None = None, runs_dir: str | Path = "runs
             problems.append(_dataset_problem(name, root))
     manifest = load_manifest() if files else {}
     problems += [_file_problem(path, key, exps, manifest) for (path, key), exps in files.items() if not path.exists()]
+    for run in runs.values():
+        for key in ARCH_KEYS:
+            value = run.model.options.get(key)
+            problem = _arch_problem(run, key, Path(value).expanduser(), manifest) if isinstance(value, str) and value else ""
+            if problem and problem not in problems:
+                problems.append(problem)
     return problems
 
 
 def message(problems: list[str], config_name: str) -> str:
     """The one pre-flight message."""
     items = "\n".join(f"  - {p}" for p in problems)
-    return (f"genseg pre-flight, config {config_name!r}: {len(problems)} missing input(s):\n{items}\n"
+    return (f"genseg pre-flight, config {config_name!r}: {len(problems)} missing or mismatched input(s):\n{items}\n"
             f"  (`genseg weights --config <config>` checks the weights; a dry run plans anyway, a real run stops "
             f"before any job unless --config preflight=warn)\n")

@@ -211,6 +211,9 @@ def test_preflight_lists_every_missing_input_and_passes_the_default(tmp_path, we
     assert "dataset ade20k" in problems[0] and str(tmp_path / "no-ade20k") in problems[0] and "ADEChallengeData2016" in problems[0]
     assert "resnet101-v1c" in problems[1] and "genseg weights fetch --name resnet101-v1c" in problems[1]
     assert "mit-b2" in problems[2] and "segformer-b2" in problems[2]
+    cfg["experiments"]["deeplabv3plus-r101"]["model"]["encoder"] = "tu-resnet101"  # the plain stem: not V1c's file
+    problems = preflight_check(cfg, run_configs(cfg, cfg["dataset"]["root"], tmp_path / "runs"), tmp_path / "runs")
+    assert len(problems) == 4 and "fits 'resnet101c', but experiment deeplabv3plus-r101 builds 'tu-resnet101'" in problems[3]
     default = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
     assert preflight_check(default, run_configs(default, str(tmp_path / "synthetic"), tmp_path / "runs"), tmp_path / "runs") == []
 
@@ -220,14 +223,21 @@ def _snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def test_workflow_preflight_dry_run_plans_real_run_stops(tmp_path, weights_dir):
+def _paper_like_file(tmp_path: Path) -> Path:
     path = tmp_path / "paper-test.yaml"
     path.write_text(yaml.safe_dump(_paper_like(tmp_path)))
-    dry = _snakemake(tmp_path, "-n", "--configfile", str(path))
+    return path
+
+
+def test_workflow_preflight_dry_run_warns_and_plans(tmp_path, weights_dir):
+    dry = _snakemake(tmp_path, "-n", "--configfile", str(_paper_like_file(tmp_path)))
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert dry.stderr.count("genseg pre-flight") == 1 and "3 missing input(s)" in dry.stderr
+    assert dry.stderr.count("genseg pre-flight") == 1 and "3 missing or mismatched input(s)" in dry.stderr
     assert "train" in dry.stdout and "This was a dry-run" in dry.stdout
-    real = _snakemake(tmp_path, "--cores", "1", "--configfile", str(path))
+
+
+def test_workflow_preflight_stops_a_real_run_before_any_job(tmp_path, weights_dir):
+    real = _snakemake(tmp_path, "--cores", "1", "--configfile", str(_paper_like_file(tmp_path)))
     assert real.returncode != 0
     for needle in ("dataset ade20k", "resnet101c.gluon_in1k.safetensors", "mit_b2.imagenet.safetensors", "no job was started"):
         assert needle in real.stderr
@@ -264,8 +274,7 @@ def test_smp_timm_encoder_refuses_another_models_file(tmp_path):
 
 
 def test_workflow_preflight_warn_starts_jobs_and_prints_once(tmp_path, weights_dir):
-    path = tmp_path / "paper-test.yaml"
-    path.write_text(yaml.safe_dump(_paper_like(tmp_path)))
+    path = _paper_like_file(tmp_path)
     target = "results/paper-test/runs/ocrnet-s0/config.yaml"  # a local job: writes the run config only
     run = _snakemake(tmp_path, target, "--cores", "1", "--configfile", str(path), "--config", "preflight=warn")
     assert run.returncode == 0, run.stderr[-2000:]

@@ -96,7 +96,10 @@ def check_timm_fits(file: Path, encoder: str, key: str, kwargs: dict | None = No
     from ..weights import file_shapes, first_mismatch
 
     build = {k: v for k, v in (kwargs or {}).items() if k not in ("out_indices", "feature_location", "feature_cls", "flatten_sequential")}
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no init
+            full = timm.create_model(encoder, pretrained=False, **build)
+    except RuntimeError:  # a model that reads a tensor value while it builds
         full = timm.create_model(encoder, pretrained=False, **build)
     classifier = full.pretrained_cfg.get("classifier") or ()
     ignore = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))

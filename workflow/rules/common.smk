@@ -53,7 +53,7 @@ if PREFLIGHT and MAIN_PROCESS:
 onstart:
     if PREFLIGHT and config.get("preflight", "error") == "error":
         raise WorkflowError(
-            f"genseg pre-flight: {len(PREFLIGHT)} missing input(s), listed above; no job was started"
+            f"genseg pre-flight: {len(PREFLIGHT)} missing or mismatched input(s), listed above; no job was started"
         )
 
 
