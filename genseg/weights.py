@@ -20,8 +20,8 @@ DEFAULT_DIR = "~/.cache/genseg/weights"
 MANIFEST = Path(__file__).with_name("weights_manifest.yaml")
 # Run-config keys (under ``model``) whose value may name a pretrained file.
 FILE_KEYS = ("pretrained_file", "posterior_file", "pixnerd_file", "repa_file")
-# Keys a timm / smp encoder checkpoint may carry that the built model lacks, and BatchNorm's
-# counter, which PyTorch fills in when a file lacks it.
+# Classifier keys an smp encoder's ImageNet file may carry and the encoder lacks (as
+# genseg.methods.baselines.HEAD_PREFIXES; not imported, to keep this module free of torch).
 HEAD_PREFIXES = ("fc.", "head.", "classifier.", "incre_modules.", "downsamp_modules.", "final_layer.")
 CHUNK = 1 << 20
 
@@ -105,18 +105,23 @@ def source_text(e: dict) -> str:
 
 
 def expected_shapes(e: dict) -> dict[str, tuple[int, ...]]:
-    """State-dict names and shapes of the entry's architecture, built on the meta device (no weights)."""
+    """State-dict names and shapes of the entry's architecture, built offline without weights (on the meta device but smp's)."""
     import torch
 
-    if e.get("timm_model"):
-        import timm
-
-        with torch.device("meta"):
-            model = timm.create_model(e["timm_model"], pretrained=False)
-    else:  # smp's MiT calls .item() while building: not on the meta device
+    if e.get("smp_encoder"):  # smp's MiT calls .item() while building: not on the meta device
         import segmentation_models_pytorch as smp
 
         model = smp.encoders.get_encoder(e["smp_encoder"], weights=None)
+    else:
+        with torch.device("meta"):
+            if e.get("timm_model"):
+                import timm
+
+                model = timm.create_model(e["timm_model"], pretrained=False)
+            else:
+                from .methods.flowseg.pixnerd import PRESETS, PixNerd
+
+                model = PixNerd(PRESETS[e["pixnerd_network"]])
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -149,8 +154,23 @@ def first_mismatch(expected: dict, found: dict, arch: str, path, ignore: tuple[s
 
 
 def architecture_mismatch(e: dict, path: Path) -> str:
-    """'' if the file fits the entry's timm / smp architecture, else the first mismatching key."""
-    arch = f"timm model {e['timm_model']!r}" if e.get("timm_model") else f"smp encoder {e['smp_encoder']!r}"
+    """'' if the file fits the entry's architecture (timm, smp, PixNerd preset, dVAE), else the first mismatch."""
+    if e.get("converter") == "convert-dvae":
+        from .methods.gss.dvae import DVAEError, load_dvae
+
+        try:
+            load_dvae(path)
+        except DVAEError as err:
+            return str(err)
+        return ""
+    if e.get("timm_model"):
+        arch = f"timm model {e['timm_model']!r}"
+    elif e.get("smp_encoder"):
+        arch = f"smp encoder {e['smp_encoder']!r}"
+    elif e.get("pixnerd_network"):
+        arch = f"PixNerd {e['pixnerd_network']!r}"
+    else:
+        return ""
     ignore = HEAD_PREFIXES if e.get("smp_encoder") else ()
     return first_mismatch(expected_shapes(e), file_shapes(path), arch, path, ignore)
 
@@ -180,13 +200,12 @@ def status(e: dict, directory: Path | None = None) -> tuple[str, str]:
         got = sha256_file(path)
         if got != sha:
             return "wrong checksum", f"{path}: sha256 {got}, expected {sha}"
-    if e.get("timm_model") or e.get("smp_encoder"):
-        try:
-            mismatch = architecture_mismatch(e, path)
-        except WeightsError as err:
-            return "unreadable", str(err)
-        if mismatch:
-            return "wrong architecture", mismatch
+    try:
+        mismatch = architecture_mismatch(e, path)
+    except WeightsError as err:
+        return "unreadable", str(err)
+    if mismatch:
+        return "wrong architecture", mismatch
     return "present", str(path)
 
 
@@ -292,10 +311,9 @@ def fetch(e: dict, directory: Path | None = None, trust_pickle: bool = False, lo
         tmp = directory / f".{e['file']}.fetch-{os.getpid()}"
         try:
             _get(e["sources"][0], tmp, log, label=e["file"])
-            if e.get("timm_model") or e.get("smp_encoder"):
-                mismatch = architecture_mismatch(e, tmp)
-                if mismatch:
-                    raise WeightsError(f"{e['name']}: the download does not fit: {mismatch.replace(str(tmp), e['file'])}; nothing was kept")
+            mismatch = architecture_mismatch(e, tmp)
+            if mismatch:
+                raise WeightsError(f"{e['name']}: the download does not fit: {mismatch.replace(str(tmp), e['file'])}; nothing was kept")
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
@@ -308,5 +326,9 @@ def fetch(e: dict, directory: Path | None = None, trust_pickle: bool = False, lo
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         _convert(e, sources, out, trust_pickle)
+        mismatch = architecture_mismatch(e, out)
+        if mismatch:
+            out.unlink()
+            raise WeightsError(f"{e['name']}: the converted file does not fit: {mismatch}; it was removed (the downloads are kept)")
     log(f"{e['name']}: wrote {out}")
     return out

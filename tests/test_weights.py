@@ -103,6 +103,10 @@ def test_shipped_manifest_is_complete_and_plausible():
             assert e["timm_model"] in timm.list_pretrained(e["timm_model"]), name
     assert manifest["resnet101-v1c"]["timm_model"].startswith("resnet101c")  # V1c: the deep stem
     assert weights.expected_shapes(manifest["resnet101-v1c"])["conv1.0.weight"] == (32, 3, 3, 3)
+    assert weights.expected_shapes(manifest["pixnerd-xl16"])["s_embedder.proj.weight"] == (1152, 768)
+    from genseg.methods import baselines
+
+    assert weights.HEAD_PREFIXES == baselines.HEAD_PREFIXES
 
 
 def test_fetch_good_file_is_verified_and_present(tmp_path, server, weights_dir, capsys):
@@ -172,6 +176,22 @@ def test_fetch_converts_pickles_with_the_named_converter(tmp_path, server, weigh
 
     assert load_dvae(out).encoder.blocks.input.w.shape[0] == 64
     assert sorted(p.name for p in (weights_dir / "sources").iterdir()) == ["decoder.pkl", "encoder.pkl"]
+    assert weights.status(e, weights_dir)[0] == "present"
+    (weights_dir / "dvae.safetensors").write_bytes(_safetensors(TINY_TIMM, tmp_path / "t.safetensors"))  # another kind of file
+    state, detail = weights.status(e, weights_dir)
+    assert state == "wrong architecture" and "dvae.safetensors" in detail and "genseg-dalle-dvae" in detail
+
+
+def test_pixnerd_entry_is_checked_against_its_preset(tmp_path):
+    from genseg.methods.flowseg.pixnerd import PRESETS, PixNerd
+
+    e = {"name": "p", "what": "PixNerd", "file": "p.safetensors", "sources": [], "pixnerd_network": "pixnerd-cpu",
+         "converter": "convert-pixnerd"}
+    save_file({k: v.contiguous() for k, v in PixNerd(PRESETS["pixnerd-cpu"]).state_dict().items()}, str(tmp_path / "p.safetensors"))
+    assert weights.status(e, tmp_path) == ("present", str(tmp_path / "p.safetensors"))
+    e["pixnerd_network"] = "pixnerd-l16"
+    state, detail = weights.status(e, tmp_path)
+    assert state == "wrong architecture" and re.search(r"p\.safetensors: key \S+ has shape .* PixNerd 'pixnerd-l16' expects", detail)
 
 
 def _paper_like(tmp_path: Path) -> dict:
