@@ -300,3 +300,28 @@ def test_workflow_preflight_warn_starts_jobs_and_prints_once(tmp_path, weights_d
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stderr.count("genseg pre-flight") == 1  # not again from the job's process
     assert (tmp_path / "wd" / target).is_file()
+
+
+def test_hub_source_goes_through_huggingface_hub_or_says_how(tmp_path, monkeypatch, weights_dir):
+    import huggingface_hub
+
+    body = _safetensors(TINY_TIMM, tmp_path / "src.safetensors")
+    calls = []
+
+    def fake_download(repo, filename, revision=None, local_dir=None):  # what hf_hub_download does, offline
+        calls.append((repo, filename, revision))
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        (Path(local_dir) / filename).write_bytes(body)
+        return str(Path(local_dir) / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    e = _entry("https://huggingface.co/timm/test_resnet/resolve/main/model.safetensors", None)
+    e |= {"name": "tiny", "sources": [{**e["sources"][0], "hf": {"repo": "timm/test_resnet", "file": "model.safetensors"}}]}
+    assert weights.fetch(e, weights_dir, log=lambda *_: None).read_bytes() == body
+    assert calls == [("timm/test_resnet", "model.safetensors", None)]
+    assert sorted(p.name for p in weights_dir.iterdir()) == ["tiny.safetensors"]  # the hub's temporary folder is gone
+    (weights_dir / "tiny.safetensors").unlink()
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # not installed
+    with pytest.raises(weights.WeightsError, match=r"tiny\.safetensors is a Hugging Face hub file: `pip install huggingface_hub`, or download https://huggingface\.co/\S+ by hand"):
+        weights.fetch(e, weights_dir, log=lambda *_: None)
+    assert list(weights_dir.iterdir()) == []
