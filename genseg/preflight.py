@@ -55,6 +55,8 @@ def _file_problem(path: Path, key: str, experiments: list[str], manifest: dict) 
     used = f"model.{key} of {', '.join(experiments)}"
     if found:
         return f"{path}: {found['name']}, {found['what']} ({used}) is missing\n    get it: {source_text(found)}"
+    if str(path) in manifest:  # a bare manifest name: the config must name the file
+        return f"{path} ({used}) is a weights name, not a file: write \"{{weights}}/{manifest[str(path)]['file']}\""
     return f"{path} ({used}) does not exist"
 
 

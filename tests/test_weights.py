@@ -234,6 +234,9 @@ def test_preflight_lists_every_missing_input_and_passes_the_default(tmp_path, we
     cfg["experiments"]["deeplabv3plus-r101"]["model"]["encoder"] = "tu-resnet101"  # the plain stem: not V1c's file
     problems = preflight_check(cfg, run_configs(cfg, cfg["dataset"]["root"], tmp_path / "runs"), tmp_path / "runs")
     assert len(problems) == 4 and "fits 'resnet101c', but experiment deeplabv3plus-r101 builds 'tu-resnet101'" in problems[3]
+    cfg["experiments"]["segformer-b2"]["model"]["pretrained_file"] = "mit-b2"
+    problems = preflight_check(cfg)  # run configs resolved from the workflow config itself
+    assert 'mit-b2 (model.pretrained_file of segformer-b2) is a weights name, not a file: write "{weights}/mit_b2.imagenet.safetensors"' in problems
     default = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
     assert preflight_check(default, run_configs(default, str(tmp_path / "synthetic"), tmp_path / "runs"), tmp_path / "runs") == []
 
