@@ -40,18 +40,33 @@ def _datasets(run, domains: list[str]) -> list[tuple[str, str]]:
     return [] if data.dataset == "synthetic" else [(data.dataset, data.root)]
 
 
+def _root(name: str, root: str) -> Path | None:
+    """The folder a dataset is read from (``root``, else ``$GENSEG_DATA/<name>``); None if neither is set."""
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ[DATA_ENV]).expanduser() / name if os.environ.get(DATA_ENV) else None
+
+
 def _dataset_problem(name: str, root: str) -> str:
     get = DATASET_SOURCES.get(name, "see genseg/data/layouts.py")
     layout = "\n".join("      " + line for line in LAYOUTS[name][1].splitlines()) if name in LAYOUTS else ""
-    if not root and not os.environ.get(DATA_ENV):
+    folder = _root(name, root)
+    if folder is None:
         where = f"dataset.root is empty and ${DATA_ENV} is not set (set one: the data is read from ${DATA_ENV}/{name})"
     else:
-        where = f"{Path(root).expanduser() if root else Path(os.environ[DATA_ENV]).expanduser() / name} does not exist"
+        where = f"{folder} does not exist"
     return f"dataset {name}: {where}\n    expected layout under the root:\n{layout}\n    get it: {get}"
 
 
+def _manifest_entry(path: Path, manifest: dict) -> dict | None:
+    """The manifest entry whose file ``path`` is, if it lies in ``$GENSEG_WEIGHTS``."""
+    if path.parent.resolve() != weights_dir().resolve():
+        return None
+    return next((e for e in manifest.values() if e["file"] == path.name), None)
+
+
 def _file_problem(path: Path, key: str, experiments: list[str], manifest: dict) -> str:
-    found = next((e for e in manifest.values() if e["file"] == path.name), None) if path.parent.resolve() == weights_dir().resolve() else None
+    found = _manifest_entry(path, manifest)
     used = f"model.{key} of {', '.join(experiments)}"
     if found:
         return f"{path}: {found['name']}, {found['what']} ({used}) is missing\n    get it: {source_text(found)}"
@@ -66,7 +81,7 @@ ARCH_KEYS = {"pretrained_file": ("encoder", "backbone"), "repa_file": ("repa_enc
 
 def _arch_problem(run, key: str, path: Path, manifest: dict) -> str:
     """A manifest file named for a model of another architecture (e.g. tu-resnet101 with resnet101c's file)."""
-    found = next((e for e in manifest.values() if e["file"] == path.name), None) if path.parent.resolve() == weights_dir().resolve() else None
+    found = _manifest_entry(path, manifest)
     arch = found and (found.get("timm_model", "").split(".")[0] or found.get("smp_encoder"))
     names = [run.model.options[k] for k in ARCH_KEYS.get(key, ()) if isinstance(run.model.options.get(k), str)]
     if not arch or not names or any(n.removeprefix("tu-").split(".")[0] == arch for n in names):
@@ -96,7 +111,8 @@ def check(workflow: dict, runs: dict | None = None, runs_dir: str | Path = "runs
                     experiments.append(run.name)
     problems = []
     for name, root in roots:
-        if not root and not os.environ.get(DATA_ENV) or not (Path(root).expanduser() if root else Path(os.environ[DATA_ENV]).expanduser() / name).is_dir():
+        folder = _root(name, root)
+        if folder is None or not folder.is_dir():
             problems.append(_dataset_problem(name, root))
     manifest = load_manifest() if files else {}
     problems += [_file_problem(path, key, exps, manifest) for (path, key), exps in files.items() if not path.exists()]
