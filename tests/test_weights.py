@@ -3,6 +3,7 @@
 
 import hashlib
 import http.server
+import os
 import re
 import subprocess
 import sys
@@ -241,9 +242,9 @@ def test_preflight_lists_every_missing_input_and_passes_the_default(tmp_path, we
     assert preflight_check(default, run_configs(default, str(tmp_path / "synthetic"), tmp_path / "runs"), tmp_path / "runs") == []
 
 
-def _snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path / "wd"), *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
 
 
 def _paper_like_file(tmp_path: Path) -> Path:
@@ -257,6 +258,14 @@ def test_workflow_preflight_dry_run_warns_and_plans(tmp_path, weights_dir):
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert dry.stderr.count("genseg pre-flight") == 1 and "3 missing or mismatched input(s)" in dry.stderr
     assert "train" in dry.stdout and "This was a dry-run" in dry.stdout
+
+
+def test_shipped_paper_config_plans_with_the_preflight_message(tmp_path, weights_dir):
+    env = {k: v for k, v in os.environ.items() if k != "GENSEG_DATA"}  # no datasets, no weights: as on this machine
+    dry = _snakemake(tmp_path, "-n", "--configfile", str(REPO / "workflow/config/paper-flowseg-ade20k.yaml"), env=env)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert dry.stderr.count("genseg pre-flight, config 'paper-flowseg-ade20k'") == 1 and "dataset ade20k" in dry.stderr
+    assert "This was a dry-run" in dry.stdout
 
 
 def test_workflow_preflight_stops_a_real_run_before_any_job(tmp_path, weights_dir):
