@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report, models, convert-dvae, convert-pixnerd."""
+"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report, models, convert-dvae, convert-pixnerd, weights."""
 
 from __future__ import annotations
 
@@ -128,6 +128,40 @@ def cmd_convert_pixnerd(args) -> None:
     print(json.dumps(convert_pixnerd(args.ckpt, args.out, ema=args.ema, trust_pickle=args.trust_pickle)))
 
 
+def cmd_weights(args) -> int:
+    from . import weights
+
+    manifest = weights.load_manifest(args.manifest) if args.manifest else weights.load_manifest()
+    if args.name:
+        entries = [weights.entry(name, manifest) for name in args.name]
+    elif args.config:
+        workflow = yaml.safe_load(Path(args.config).read_text())
+        entries = weights.needed_weights(workflow, manifest)
+        if not entries:
+            print(f"{args.config} names no file of the weights manifest")
+            return 0
+    else:
+        entries = list(manifest.values())
+    directory = weights.weights_dir()
+    failed = 0
+    if args.action == "fetch":
+        for e in entries:
+            try:
+                weights.fetch(e, directory, trust_pickle=args.trust_pickle)
+            except weights.WeightsError as err:
+                print(f"{e['name']}: error: {err}", file=sys.stderr)
+                failed += 1
+        return 1 if failed else 0
+    print(f"weights folder: {directory} (${weights.WEIGHTS_ENV})")
+    for e in entries:
+        state, detail = weights.status(e, directory)
+        print(f"{e['name']:<18} {state:<18} {detail}")
+        if state != "present":
+            failed += 1
+            print(f"{'':<18} get it: {weights.source_text(e)}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genseg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-pickle", action="store_true",
                    help="unpickle objects beyond tensors (runs code stored in the file: only for the official release)")
     p.set_defaults(func=cmd_convert_pixnerd)
+
+    p = sub.add_parser("weights", help="status of the pretrained files ($GENSEG_WEIGHTS), or `fetch` the missing ones (downloads)")
+    p.add_argument("action", nargs="?", choices=("status", "fetch"), default="status",
+                   help="status (default): present / missing / wrong checksum / wrong architecture, exit 1 unless all present; "
+                        "fetch: download (and convert) what is missing")
+    p.add_argument("--config", default="", help="a workflow config: only the files it names (default: every manifest entry)")
+    p.add_argument("--name", action="append", default=[], help="a manifest entry (repeatable)")
+    p.add_argument("--trust-pickle", action="store_true", help="fetch: passed to convert-pixnerd for the official release")
+    p.add_argument("--manifest", default="", help=argparse.SUPPRESS)  # tests: another manifest file
+    p.set_defaults(func=cmd_weights)
     return parser
 
 
@@ -210,14 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.train import NonFiniteLossError
     from .methods.flowseg.weights import PixNerdWeightsError
     from .methods.gss.dvae import DVAEError
+    from .weights import WeightsError
 
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
-    except (ConfigError, DataError, NonFiniteLossError, DVAEError, PixNerdWeightsError, FileNotFoundError, FileExistsError) as err:
+        code = args.func(args)
+    except (ConfigError, DataError, NonFiniteLossError, DVAEError, PixNerdWeightsError, WeightsError, FileNotFoundError,
+            FileExistsError) as err:
         print(f"genseg {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

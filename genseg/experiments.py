@@ -8,6 +8,8 @@ use it as is.
 String values may name another run's files with ``{runs}`` (the runs folder) and
 ``{seed}`` (this run's seed), e.g. GSS's ``posterior_file: "{runs}/vqvae-d4-s{seed}/model.safetensors"``;
 the workflow makes such files inputs of the run's training (:func:`upstream_files`).
+``{weights}`` is the pretrained-weights folder (``$GENSEG_WEIGHTS``, :mod:`genseg.weights`), e.g.
+``pretrained_file: "{weights}/resnet101c.gluon_in1k.safetensors"``.
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ def run_id(experiment: str, seed: int) -> str:
     return f"{experiment}-s{seed}"
 
 
-def fill_placeholders(value, runs_dir: str, seed: int):
-    """``{runs}`` and ``{seed}`` in every string of a nested dict/list."""
+def fill_placeholders(value, runs_dir: str, seed: int, weights_dir: str | None = None):
+    """``{runs}``, ``{seed}`` and ``{weights}`` (default ``$GENSEG_WEIGHTS``) in every string of a nested dict/list."""
+    if weights_dir is None:
+        from .weights import weights_dir as default_weights_dir
+
+        weights_dir = str(default_weights_dir())
     if isinstance(value, dict):
-        return {k: fill_placeholders(v, runs_dir, seed) for k, v in value.items()}
+        return {k: fill_placeholders(v, runs_dir, seed, weights_dir) for k, v in value.items()}
     if isinstance(value, list):
-        return [fill_placeholders(v, runs_dir, seed) for v in value]
+        return [fill_placeholders(v, runs_dir, seed, weights_dir) for v in value]
     if isinstance(value, str):
-        return value.replace("{runs}", runs_dir).replace("{seed}", str(seed))
+        return value.replace("{runs}", runs_dir).replace("{seed}", str(seed)).replace("{weights}", weights_dir)
     return value
 
 
@@ -55,12 +61,18 @@ def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
     return sorted(v for v in cfg.model.options.values() if isinstance(v, str) and v.startswith(runs_dir))
 
 
-def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs") -> dict[str, RunConfig]:
+def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs",
+                weights_dir: str | Path | None = None) -> dict[str, RunConfig]:
     """Every run of the workflow config, checked strictly; errors name the experiment.
 
     ``data_root`` "" leaves the root to ``$GENSEG_DATA/<dataset>`` at run time; ``runs_dir``
-    fills ``{runs}`` placeholders.
+    fills ``{runs}`` placeholders, ``weights_dir`` (default ``$GENSEG_WEIGHTS``) ``{weights}``,
+    in ``defaults`` and ``experiments``.
     """
+    if weights_dir is None:
+        from .weights import weights_dir as default_weights_dir
+
+        weights_dir = default_weights_dir()
     dataset = workflow["dataset"]
     runs = {}
     for name, overrides in workflow["experiments"].items():
@@ -77,7 +89,8 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
                     "train_domains": workflow["train_domains"],
                 },
             }
-            data = merge(merge(base, workflow.get("defaults", {})), fill_placeholders(overrides or {}, str(runs_dir), seed))
+            fill = lambda section: fill_placeholders(section or {}, str(runs_dir), seed, str(weights_dir))  # noqa: E731
+            data = merge(merge(base, fill(workflow.get("defaults"))), fill(overrides))
             try:
                 runs[run_id(name, seed)] = RunConfig.from_dict(data)
             except ConfigError as err:

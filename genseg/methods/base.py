@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -72,7 +74,50 @@ class PixelClassifier(SegmentationMethod):
         return self.logits(images).argmax(1)
 
 
-def timm_features(encoder: str, pretrained_file: str = "", **kwargs) -> nn.Module:
-    """A timm backbone with ``features_only=True``; weights only from a local ``pretrained_file``."""
-    overlay = {"pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
-    return timm.create_model(encoder, pretrained=bool(pretrained_file), features_only=True, **overlay, **kwargs)
+def check_timm_file(path: str, encoder: str, key: str = "model.pretrained_file") -> Path:
+    """``path`` as a Path if it is a readable safetensors file; else an error naming ``key``, the file and the timm model."""
+    from safetensors import safe_open
+
+    file = Path(path).expanduser()
+    expected = f"expected a safetensors file of timm model {encoder!r} (see `genseg weights`)"
+    if not file.is_file():
+        raise FileNotFoundError(f"{key} {file} does not exist; {expected}")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            f.keys()
+    except Exception as err:  # noqa: BLE001 -- any parser error: not a safetensors file
+        raise ValueError(f"{key} {file} is not a readable safetensors file ({type(err).__name__}: {err}); {expected}") from None
+    return file
+
+
+def check_timm_fits(file: Path, encoder: str, key: str, kwargs: dict | None = None) -> None:
+    """Every tensor of the timm model (its classifier aside) in ``file`` with its shape; else an error naming the key.
+    (timm itself loads a features_only model non-strictly: a file of another model would half load.)"""
+    from ..weights import file_shapes, first_mismatch
+
+    build = {k: v for k, v in (kwargs or {}).items() if k not in ("out_indices", "feature_location", "feature_cls", "flatten_sequential")}
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no init
+            full = timm.create_model(encoder, pretrained=False, **build)
+    except RuntimeError:  # a model that reads a tensor value while it builds
+        full = timm.create_model(encoder, pretrained=False, **build)
+    classifier = full.pretrained_cfg.get("classifier") or ()
+    ignore = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
+    expected = {k: tuple(v.shape) for k, v in full.state_dict().items()}
+    problem = first_mismatch(expected, file_shapes(file), f"timm model {encoder!r}", f"{key} {file}", ignore)
+    if problem:
+        raise ValueError(f"{problem}; expected a safetensors file of timm model {encoder!r}")
+
+
+def timm_features(encoder: str, pretrained_file: str = "", key: str = "model.pretrained_file", **kwargs) -> nn.Module:
+    """A timm backbone with ``features_only=True``; weights only from a local ``pretrained_file``
+    (checked first: errors name ``key`` and the file)."""
+    if not pretrained_file:
+        return timm.create_model(encoder, pretrained=False, features_only=True, **kwargs)
+    file = check_timm_file(pretrained_file, encoder, key)
+    check_timm_fits(file, encoder, key, kwargs)
+    try:
+        return timm.create_model(encoder, pretrained=True, features_only=True, pretrained_cfg_overlay={"file": str(file)}, **kwargs)
+    except RuntimeError as err:  # load_state_dict: missing, unexpected or reshaped keys
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise ValueError(f"{key} {file} does not fit timm model {encoder!r}: {first}") from None

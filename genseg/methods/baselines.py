@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from .base import PixelClassifier, pad_to_multiple
+from .base import PixelClassifier, check_timm_fits, pad_to_multiple
 
 STATE_DICT_FORMAT = ".safetensors (preferred) or a torch .pth/.pt/.bin state dict"
 # Keys of classification heads that an ImageNet checkpoint may carry and an encoder lacks.
@@ -110,6 +110,7 @@ def encoder_kwargs(options) -> dict:
         return {"encoder_weights": None}
     if path.suffix == ".safetensors":  # a wrong file fails here, naming it, not deep inside timm
         read_state_dict(str(path), "pretrained_file", f"a timm checkpoint ({STATE_DICT_FORMAT}) for encoder {options.encoder!r}")
+        check_timm_fits(path, options.encoder[3:], "model.pretrained_file")  # timm would half-load another model's file
     return {"encoder_weights": True, "pretrained_cfg_overlay": {"file": str(path)}}
 
 

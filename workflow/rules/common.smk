@@ -2,12 +2,15 @@
 import json
 import os
 import re
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from genseg.ablations import expand, load_ablations
 from genseg.experiments import eval_plan, run_configs, training_stage, upstream_files
 from genseg.io import write_json, write_text, write_yaml
+from genseg.preflight import check as preflight_check, message as preflight_message
+from snakemake.exceptions import WorkflowError
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read
@@ -38,6 +41,20 @@ RUNS = run_configs(
     RUNS_DIR,
 )
 EVAL_SPLIT = config["evaluate"]["split"]
+# Pre-flight (genseg/preflight.py): every missing dataset root or pretrained file, in one message
+# now; a real run stops in onstart, before any job (a dry run only warns; so does preflight: warn).
+PREFLIGHT = preflight_check(EXPANDED, RUNS, RUNS_DIR)
+# Printed once, by the main process, not again by each job process that re-reads the Snakefile.
+MAIN_PROCESS = not (workflow.remote_exec or workflow.subprocess_exec)
+if PREFLIGHT and MAIN_PROCESS:
+    print(preflight_message(PREFLIGHT, config["name"]), file=sys.stderr)
+
+
+onstart:
+    if PREFLIGHT and config.get("preflight", "error") == "error":
+        raise WorkflowError(
+            f"genseg pre-flight: {len(PREFLIGHT)} missing or mismatched input(s), listed above; no job was started"
+        )
 
 
 wildcard_constraints:
