@@ -14,6 +14,7 @@ the workflow makes such files inputs of the run's training (:func:`upstream_file
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -59,6 +60,24 @@ def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
     """Files of other runs that ``cfg``'s model options name (inputs of its training)."""
     runs_dir = str(runs_dir).rstrip("/") + "/"
     return sorted(v for v in cfg.model.options.values() if isinstance(v, str) and v.startswith(runs_dir))
+
+
+def select_experiments(workflow: dict, names: list[str]) -> dict:
+    """The workflow config restricted to the experiments ``names`` (config key ``only``) and those
+    whose runs they start from (``{runs}/<experiment>-s{seed}`` in their options); ``compare``
+    keeps the pairs within them. An unknown name is an error listing the known ones."""
+    known = workflow["experiments"]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"only: unknown experiment(s) {', '.join(unknown)}; the config has {', '.join(known)}")
+    keep, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(re.findall(r"\{runs\}/([^/]+?)-s\{seed\}", json.dumps(known[name] or {})))
+    return {**workflow, "experiments": {k: v for k, v in known.items() if k in keep},
+            "compare": [pair for pair in workflow.get("compare", []) if set(pair) <= keep]}
 
 
 def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs",

@@ -89,3 +89,22 @@ def test_runs_name_other_runs_files_and_get_their_stage(tmp_path):
     stages = {run: training_stage(cfg) for run, cfg in runs.items()}
     assert stages == {"vq-s3": "posterior_learning", "rec-s3": "train", "ft-s3": "inverse_stage", "prior-s3": "train",
                       "gssft-s3": "inverse_stage", "dl-s3": "train"}
+
+
+def test_only_keeps_the_named_experiments_what_they_start_from_and_their_pairs():
+    from genseg.experiments import select_experiments
+
+    workflow = {
+        "experiments": {
+            "a": {"model": {"method": "deeplabv3plus"}},
+            "post": {"model": {"method": "vqvae"}},
+            "prior": {"model": {"method": "gss", "posterior_file": "{runs}/post-s{seed}/model.safetensors"}},
+            "b": {"model": {"method": "segformer"}},
+        },
+        "compare": [["prior", "a"], ["b", "a"]],
+    }
+    out = select_experiments(workflow, ["prior", "a"])
+    assert list(out["experiments"]) == ["a", "post", "prior"] and out["compare"] == [["prior", "a"]]
+    assert list(workflow["experiments"]) == ["a", "post", "prior", "b"]  # the input is left as it was
+    with pytest.raises(ConfigError, match="only: unknown experiment.*c; the config has a, post, prior, b"):
+        select_experiments(workflow, ["c"])

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from genseg.ablations import expand, load_ablations
-from genseg.experiments import eval_plan, run_configs, training_stage, upstream_files
+from genseg.experiments import eval_plan, run_configs, select_experiments, training_stage, upstream_files
 from genseg.io import write_json, write_text, write_yaml
 from genseg.preflight import check as preflight_check, message as preflight_message
 from snakemake.exceptions import WorkflowError
@@ -20,9 +20,12 @@ SYNTHETIC = config["dataset"]["name"] == "synthetic"
 DATA_ROOT = config["dataset"].get("root") or ("data/synthetic" if SYNTHETIC else "")
 for member, member_root in config["dataset"].get("roots", {}).items():
     config["dataset"]["roots"][member] = str(Path(workflow.basedir, member_root))
+# `only`: a subset of the experiments (and the runs they start from), e.g. for a rerun of one row.
+if config.get("only"):
+    config.update(select_experiments(config, config["only"]))
 # Ablation files add experiments (ablations/<name>.yaml; genseg.ablations explains them).
 ABLATIONS_DIR = Path(workflow.basedir, config.get("ablations_dir", "ablations"))
-ABLATIONS = load_ablations(ABLATIONS_DIR)
+ABLATIONS = [a for a in load_ablations(ABLATIONS_DIR) if a.base in config["experiments"] or not config.get("only")]
 EXPANDED, ABLATION_ROWS = expand(config, ABLATIONS)
 ABLATION_EXPERIMENTS = set(EXPANDED["experiments"]) - set(config["experiments"])
 # Run configs are resolved and checked now, so a typo fails before any job starts.
