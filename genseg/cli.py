@@ -93,7 +93,8 @@ def cmd_aggregate(args) -> None:
 def cmd_report(args) -> None:
     from .report.build import build_report
 
-    build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples)
+    build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples,
+                 split=args.split)
 
 
 def cmd_models(args) -> None:
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablations", default="", help="the workflow's ablations.json (rows of each ablation file)")
     p.add_argument("--paired", default="", help="paired comparisons CSV from `genseg aggregate --paired-out`")
     p.add_argument("--samples", default="", help="kept samples (.npz) from `genseg aggregate --samples-out`")
+    p.add_argument("--split", default="test", help="the evaluated split the tables show (the workflow config's evaluate.split)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report)
 
