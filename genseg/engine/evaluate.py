@@ -226,7 +226,8 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
 
 def eval_window(cfg) -> dict:
     """The run's inference mode as ``predict_batch`` keywords."""
-    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride, "scale": cfg.eval.scale, "size_divisor": cfg.eval.size_divisor}
+    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride, "scale": cfg.eval.scale, "size_divisor": cfg.eval.size_divisor,
+            "resize": tuple(cfg.eval.resize)}
 
 
 def variant_name(options: dict) -> str:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from ..config import RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
 from ..data.sources import train_spec as load_train_spec
-from ..data.transforms import TrainTransform
+from ..data.transforms import train_transform
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
@@ -36,25 +36,50 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
 
-def poly_schedule(warmup_iters: int, total_iters: int, power: float):
-    """LR factor: linear warm-up to 1, then (1 - progress) ** power (mmsegmentation's poly)."""
+def poly_schedule(warmup_iters: int, total_iters: int, power: float, min_ratio: float = 0.0):
+    """LR factor: linear warm-up to 1, then (1 - min_ratio) (1 - progress) ** power + min_ratio
+    (mmsegmentation's poly with ``eta_min`` = ``min_ratio`` x the base lr)."""
 
     def factor(step: int) -> float:
         if step < warmup_iters:
             return (step + 1) / warmup_iters
         progress = (step - warmup_iters) / max(1, total_iters - warmup_iters)
-        return max(0.0, 1.0 - progress) ** power
+        return (1 - min_ratio) * max(0.0, 1.0 - progress) ** power + min_ratio
 
     return factor
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms and 1-D tables (as mmsegmentation's recipes)."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def match_key(name: str, keys) -> str | None:
+    """The custom key ``name`` contains: the longest, ties alphabetically (mmseg's rule); None if none."""
+    for key in sorted(sorted(keys), key=len, reverse=True):
+        if key in name:
+            return key
+    return None
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float = 1.0, custom_keys: dict | None = None,
+                 decay_1d: bool = False) -> list[dict]:
+    """One group per (lr, weight decay): ``custom_keys`` name substring -> ``lr_mult`` / ``decay_mult``;
+    biases, norms and other 1-D tensors get no decay unless ``decay_1d`` (a matching key's
+    ``decay_mult`` then applies to them too)."""
+    custom_keys = custom_keys or {}
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        mults = custom_keys.get(match_key(name, custom_keys), {})
+        decay = weight_decay * mults.get("decay_mult", 1.0) if (decay_1d or param.ndim > 1) else 0.0
+        groups.setdefault((lr * mults.get("lr_mult", 1.0), decay), []).append(param)
+    order = sorted(groups, key=lambda k: k[1] == 0)  # decayed groups first, as before custom keys
+    return [{"params": groups[k], "lr": k[0], "weight_decay": k[1]} for k in order]
+
+
+def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
+    """AdamW or SGD (``optim.optimizer``) over :func:`param_groups`."""
+    groups = param_groups(model, optim.weight_decay, optim.lr, optim.custom_keys, optim.decay_1d)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas)
 
 
 class WeightEMA:
@@ -89,16 +114,16 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
 
     # Data: the train stream is endless and deterministic in (seed, position).
     train_spec = load_train_spec(cfg.data, "train", cfg.data.train_domains)
-    transform = TrainTransform(cfg.data.crop_size, cfg.data.scale_range, cfg.data.hflip, cfg.data.photometric)
+    transform = train_transform(cfg.data)
     train_set = SegmentationDataset(train_spec, transform, seed=cfg.seed)
     val_domains = cfg.data.val_domains or cfg.data.train_domains
     val_set = SegmentationDataset(load_train_spec(cfg.data, "val", val_domains))
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    optimizer = build_optimizer(model, cfg.optim)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power)
+        optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power, cfg.optim.min_lr / cfg.optim.lr)
     )
 
     ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
