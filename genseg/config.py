@@ -59,7 +59,8 @@ class OptimConfig:
 
     ``custom_keys``: parameter-name substring -> ``{lr_mult, decay_mult}`` (mmseg's
     ``paramwise_cfg.custom_keys``: the longest matching key wins, ties alphabetically).
-    ``decay_1d``: weight decay on biases and norms too (mmseg's default); false: none on them."""
+    ``decay_1d``: weight decay on biases and norms too (mmseg's default; norm layers x
+    ``norm_decay_mult`` unless a custom key matches); false: none on any 1-D tensor."""
 
     optimizer: str = "adamw"  # or "sgd"
     lr: float = 1e-3
@@ -73,6 +74,7 @@ class OptimConfig:
     min_lr: float = 0.0
     grad_clip: float = 0.0
     decay_1d: bool = False
+    norm_decay_mult: float = 1.0  # with decay_1d: normalisation layers' decay multiplier (mmseg's norm_decay_mult)
     custom_keys: dict = field(default_factory=dict)
 
 

@@ -6,12 +6,14 @@ overrides). A run's id is ``<experiment>-s<seed>``; Snakemake wildcards and fold
 use it as is.
 
 String values may name another run's files with ``{runs}`` (the runs folder) and
-``{seed}`` (this run's seed), e.g. GSS's ``posterior_file: "{runs}/vqvae-d4-s{seed}/model.safetensors"``;
+``{seed}`` (this run's seed), and pretrained files with ``{weights}`` (``$GENSEG_WEIGHTS``,
+default ``~/.cache/genseg/weights``), e.g. GSS's ``posterior_file: "{runs}/vqvae-d4-s{seed}/model.safetensors"``;
 the workflow makes such files inputs of the run's training (:func:`upstream_files`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +33,8 @@ def fill_placeholders(value, runs_dir: str, seed: int):
     if isinstance(value, list):
         return [fill_placeholders(v, runs_dir, seed) for v in value]
     if isinstance(value, str):
-        return value.replace("{runs}", runs_dir).replace("{seed}", str(seed))
+        weights = str(Path(os.environ.get("GENSEG_WEIGHTS", "~/.cache/genseg/weights")).expanduser())
+        return value.replace("{runs}", runs_dir).replace("{seed}", str(seed)).replace("{weights}", weights)
     return value
 
 
@@ -53,6 +56,29 @@ def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
     """Files of other runs that ``cfg``'s model options name (inputs of its training)."""
     runs_dir = str(runs_dir).rstrip("/") + "/"
     return sorted(v for v in cfg.model.options.values() if isinstance(v, str) and v.startswith(runs_dir))
+
+
+def apply_overlay(workflow: dict) -> dict:
+    """The workflow config with its overlay ``workflow["overlay"]`` (a key of ``overlays``, e.g.
+    ``smoke``; "" for none) merged over it, recursively; results go to ``<name>-<overlay>``.
+
+    An overlay may change anything but may not add experiments (every key of its
+    ``experiments`` must be one of the config's)."""
+    name = workflow.get("overlay") or ""
+    if not name:
+        return workflow
+    overlays = workflow.get("overlays", {})
+    if name not in overlays:
+        raise ConfigError(f"overlay {name!r} is not defined in this config's overlays; defined: {', '.join(overlays) or 'none'}")
+    overlay = overlays[name]
+    extra = sorted(set(overlay.get("experiments", {})) - set(workflow["experiments"]))
+    if extra:
+        raise ConfigError(f"overlays.{name}.experiments.{extra[0]}: not an experiment of this config; expected one of {', '.join(workflow['experiments'])}")
+    out = merge({k: v for k, v in workflow.items() if k not in ("overlay", "overlays")}, overlay)
+    out.setdefault("name", workflow["name"])
+    if "name" not in overlay:
+        out["name"] = f"{workflow['name']}-{name}"
+    return out
 
 
 def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs") -> dict[str, RunConfig]:

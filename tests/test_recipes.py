@@ -34,7 +34,8 @@ def test_sgd_param_groups_by_name_pattern():
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9 and opt.defaults["nesterov"] is False
     cases = {
         net.backbone[0].weight: (0.01, 5e-4), net.backbone[0].bias: (0.01, 5e-4),  # decay_1d: biases decay too
-        net.backbone[1].weight: (0.01, 5e-4),  # "backbone.1.weight" holds no key (a BN without "norm" in its name)
+        net.backbone[1].weight: (0.01, 5e-4),  # "backbone.1.weight": a BN without "norm" in its name
+        net.decode_head[1].bias: (0.1, 0.0),
         net.backbone.pos_block.weight: (0.01, 0.0),
         net.decode_head[0].weight: (0.1, 5e-4), net.decode_head[1].weight: (0.1, 0.0),
     }
@@ -42,6 +43,9 @@ def test_sgd_param_groups_by_name_pattern():
         group = group_of(opt, param)
         assert group["lr"] == pytest.approx(lr) and group["weight_decay"] == pytest.approx(decay)
     assert match_key("decode_head.norm.weight", ["head", "norm"]) == "head"  # equal length: alphabetical, as mmseg
+    by_type = build_optimizer(net, OptimConfig(lr=1.0, weight_decay=0.1, decay_1d=True, norm_decay_mult=0.0))
+    assert group_of(by_type, net.backbone[1].weight)["weight_decay"] == 0.0  # a norm layer, by type (mmseg's norm_decay_mult)
+    assert group_of(by_type, net.backbone[0].bias)["weight_decay"] == 0.1
     plain = build_optimizer(net, OptimConfig(lr=1e-3, weight_decay=0.01))  # today's default: no decay on 1-D
     assert isinstance(plain, torch.optim.AdamW)
     assert group_of(plain, net.backbone[0].bias)["weight_decay"] == 0.0 and group_of(plain, net.backbone[0].weight)["weight_decay"] == 0.01

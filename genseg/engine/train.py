@@ -28,7 +28,7 @@ from ..data.transforms import train_transform
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
-from .evaluate import eval_window, predict_split
+from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
 
 
@@ -57,18 +57,29 @@ def match_key(name: str, keys) -> str | None:
     return None
 
 
+NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.LocalResponseNorm)
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float, lr: float = 1.0, custom_keys: dict | None = None,
-                 decay_1d: bool = False) -> list[dict]:
-    """One group per (lr, weight decay): ``custom_keys`` name substring -> ``lr_mult`` / ``decay_mult``;
-    biases, norms and other 1-D tensors get no decay unless ``decay_1d`` (a matching key's
-    ``decay_mult`` then applies to them too)."""
+                 decay_1d: bool = False, norm_decay_mult: float = 1.0) -> list[dict]:
+    """One group per (lr, weight decay): ``custom_keys`` name substring -> ``lr_mult`` / ``decay_mult``.
+    Without ``decay_1d`` biases, norms and other 1-D tensors get no decay; with it, everything
+    decays (a matching key's ``decay_mult``, else ``norm_decay_mult`` on normalisation layers), as mmseg."""
     custom_keys = custom_keys or {}
+    norms = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) or type(m).__name__.endswith("Norm")
+             for p in m.parameters(recurse=False)}
     groups: dict[tuple[float, float], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        mults = custom_keys.get(match_key(name, custom_keys), {})
-        decay = weight_decay * mults.get("decay_mult", 1.0) if (decay_1d or param.ndim > 1) else 0.0
+        key = match_key(name, custom_keys)
+        mults = custom_keys.get(key, {})
+        if not decay_1d and param.ndim <= 1:
+            decay = 0.0
+        elif key is None and id(param) in norms:
+            decay = weight_decay * norm_decay_mult
+        else:
+            decay = weight_decay * mults.get("decay_mult", 1.0)
         groups.setdefault((lr * mults.get("lr_mult", 1.0), decay), []).append(param)
     order = sorted(groups, key=lambda k: k[1] == 0)  # decayed groups first, as before custom keys
     return [{"params": groups[k], "lr": k[0], "weight_decay": k[1]} for k in order]
@@ -76,7 +87,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float = 1.0, c
 
 def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
     """AdamW or SGD (``optim.optimizer``) over :func:`param_groups`."""
-    groups = param_groups(model, optim.weight_decay, optim.lr, optim.custom_keys, optim.decay_1d)
+    groups = param_groups(model, optim.weight_decay, optim.lr, optim.custom_keys, optim.decay_1d, optim.norm_decay_mult)
     if optim.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas)
@@ -218,6 +229,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         "peak_memory_mb": peak_memory_mb(device),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "ema_decay": cfg.train.ema_decay,
+        "pretrained": SMOKE_WEIGHTS if cfg.smoke else "",
         "provenance": provenance(cfg.hash(), cfg.seed, device),
     }
     write_json(run_dir / "train_metrics.json", record)

@@ -6,8 +6,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 from genseg.ablations import expand, load_ablations
-from genseg.experiments import eval_plan, run_configs, training_stage, upstream_files
+from genseg.experiments import (
+    apply_overlay,
+    eval_plan,
+    run_configs,
+    training_stage,
+    upstream_files,
+)
 from genseg.io import write_json, write_text, write_yaml
+
+# A named overlay (`--config overlay=smoke`) merged over the config; its results: results/<name>-<overlay>.
+_overlaid = apply_overlay(config)
+config.clear()
+config.update(_overlaid)
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read
