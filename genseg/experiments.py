@@ -62,22 +62,23 @@ def apply_overlay(workflow: dict) -> dict:
     """The workflow config with its overlay ``workflow["overlay"]`` (a key of ``overlays``, e.g.
     ``smoke``; "" for none) merged over it, recursively; results go to ``<name>-<overlay>``.
 
-    An overlay may change anything but may not add experiments (every key of its
-    ``experiments`` must be one of the config's)."""
+    An overlay's ``every_experiment`` is merged over each experiment (after the experiment's own
+    keys, so it wins over them), then the overlay's ``experiments.<name>`` over that one. An
+    overlay may not add experiments."""
     name = workflow.get("overlay") or ""
     if not name:
         return workflow
     overlays = workflow.get("overlays", {})
     if name not in overlays:
         raise ConfigError(f"overlay {name!r} is not defined in this config's overlays; defined: {', '.join(overlays) or 'none'}")
-    overlay = overlays[name]
-    extra = sorted(set(overlay.get("experiments", {})) - set(workflow["experiments"]))
+    overlay = dict(overlays[name])
+    every, own = overlay.pop("every_experiment", {}), overlay.pop("experiments", {})
+    extra = sorted(set(own) - set(workflow["experiments"]))
     if extra:
         raise ConfigError(f"overlays.{name}.experiments.{extra[0]}: not an experiment of this config; expected one of {', '.join(workflow['experiments'])}")
     out = merge({k: v for k, v in workflow.items() if k not in ("overlay", "overlays")}, overlay)
-    out.setdefault("name", workflow["name"])
-    if "name" not in overlay:
-        out["name"] = f"{workflow['name']}-{name}"
+    out["experiments"] = {e: merge(merge(c or {}, every), own.get(e) or {}) for e, c in workflow["experiments"].items()}
+    out["name"] = overlay.get("name", f"{workflow['name']}-{name}")
     return out
 
 
