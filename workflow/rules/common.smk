@@ -16,7 +16,7 @@ from genseg.experiments import (
 from genseg.io import write_json, write_text, write_yaml
 
 # A named overlay (`--config overlay=smoke`) merged over the config; its results: results/<name>-<overlay>.
-_overlaid = apply_overlay(config)
+_overlaid = dict(apply_overlay(config))
 config.clear()
 config.update(_overlaid)
 
