@@ -82,3 +82,12 @@ def test_smoke_variant_trains_evaluates_and_fills_the_main_table(path, fixture_r
     assert sorted(i.rsplit("(", 1)[1].rstrip(")") for i in ours.index) == sorted(methods)
     assert (ours.Pretrain == SMOKE_WEIGHTS).all() and f"in-domain {split} mIoU" in caption
     assert json.loads(frame.model_options.iloc[0])["method"]
+
+
+def test_weights_placeholder_expands_from_the_environment(monkeypatch, tmp_path):
+    from genseg.experiments import fill_placeholders
+
+    monkeypatch.setenv("GENSEG_WEIGHTS", str(tmp_path))
+    assert fill_placeholders({"a": ["{weights}/mit_b2.safetensors"]}, "runs", 0) == {"a": [f"{tmp_path}/mit_b2.safetensors"]}
+    monkeypatch.delenv("GENSEG_WEIGHTS")
+    assert fill_placeholders("{weights}/x", "runs", 0).endswith(".cache/genseg/weights/x")

@@ -19,6 +19,7 @@ from genseg.io import write_json, write_text, write_yaml
 _overlaid = dict(apply_overlay(config))
 config.clear()
 config.update(_overlaid)
+validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read
