@@ -8,7 +8,7 @@ import yaml
 from conftest import REPO
 
 from genseg.config import ConfigError
-from genseg.data.fixtures import FIXTURE_DATASETS, SMOKE_DVAE, write_fixture, write_smoke_dvae
+from genseg.data.fixtures import FIXTURE_DATASETS, SMOKE_DVAE
 from genseg.engine.evaluate import SMOKE_WEIGHTS, evaluate_plan
 from genseg.engine.train import train
 from genseg.experiments import apply_overlay, eval_plan, run_configs
@@ -22,10 +22,14 @@ PAPER_CONFIGS = sorted((REPO / "workflow/config").glob("paper-*.yaml"))
 @pytest.fixture(scope="module")
 def fixture_root(tmp_path_factory):
     """What `genseg write-fixture` writes: tiny ADE20K / COCO-Stuff / Cityscapes trees and a random dVAE."""
+    from genseg.cli import main
+    from genseg.data.layouts import load_split
+
     root = tmp_path_factory.mktemp("fixture")
+    assert main(["write-fixture", str(root)]) == 0
     for dataset in FIXTURE_DATASETS:
-        write_fixture(dataset, root / dataset)
-    write_smoke_dvae(root / "weights" / SMOKE_DVAE)
+        assert [len(load_split(dataset, str(root / dataset), split).pairs) for split in ("train", "val")] == [2, 2]
+    assert (root / "weights" / SMOKE_DVAE).is_file()
     return root
 
 
