@@ -28,6 +28,13 @@ def test_resnet_prior_fuses_strides_4_to_32():
     assert prior(torch.rand(1, 3, 64, 64))[0].shape == (1, 16, 16, 16)
 
 
+def test_img_size_on_an_encoder_without_it_names_the_keys():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"model.encoder 'resnet18' does not take model.img_size / model.encoder_args"):
+        Prior(16, 3, encoder="resnet18", encoder_args={"img_size": 64})
+
+
 def test_onehot_bilinear_resize_doubles_and_keeps_classes_and_ignore():
     labels = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 255, 255], [2, 2, 255, 255]]])
     up = resize_labels(labels, 2, "onehot-bilinear", num_classes=3)

@@ -28,7 +28,10 @@ class Prior(nn.Module):
         window: int = 7, ffn: int = 256, hidden: int = 256, encoder_args: dict | None = None,
     ):
         super().__init__()
-        self.backbone = timm_features(encoder, pretrained_file, **(encoder_args or {}))
+        try:
+            self.backbone = timm_features(encoder, pretrained_file, **(encoder_args or {}))
+        except TypeError as err:  # a keyword this timm model does not take
+            raise ValueError(f"model.encoder {encoder!r} does not take model.img_size / model.encoder_args {encoder_args}: {err}") from None
         channels = self.backbone.feature_info.channels()
         if len(channels) < 4:
             raise ValueError(f"model.encoder {encoder!r} has {len(channels)} feature levels; the prior fuses 4")
