@@ -51,6 +51,11 @@ def test_sgd_param_groups_by_name_pattern():
     assert group_of(plain, net.backbone[0].bias)["weight_decay"] == 0.0 and group_of(plain, net.backbone[0].weight)["weight_decay"] == 0.01
 
 
+def test_a_model_without_trainable_parameters_still_gets_an_optimizer():
+    frozen = Net().requires_grad_(False)  # oracle runs (iterations 0) train nothing
+    assert build_optimizer(frozen, OptimConfig()).param_groups[0]["params"] == []
+
+
 def test_poly_decays_to_min_lr():
     f = poly_schedule(0, 10, 0.9, min_ratio=0.01)
     assert f(0) == pytest.approx(1.0) and f(10) == pytest.approx(0.01) and 0.01 < f(5) < 1

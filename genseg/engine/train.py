@@ -81,6 +81,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float = 1.0, c
         else:
             decay = weight_decay * mults.get("decay_mult", 1.0)
         groups.setdefault((lr * mults.get("lr_mult", 1.0), decay), []).append(param)
+    groups = groups or {(lr, weight_decay): []}  # nothing to train (an oracle run): one empty group
     order = sorted(groups, key=lambda k: k[1] == 0)  # decayed groups first, as before custom keys
     return [{"params": groups[k], "lr": k[0], "weight_decay": k[1]} for k in order]
 
