@@ -12,12 +12,12 @@ TINY_SWIN = {"embed_dim": 16, "depths": (1, 1, 1, 1), "num_heads": (1, 2, 2, 4),
 def test_swin_prior_builds_and_runs_at_a_crop_and_at_another_size():
     """The Swin-L code path (timm Swin, 4 stages, channels-last, img_size given) at tiny widths."""
     prior = Prior(64, 5, encoder="swin_large_patch4_window12_384", token_stride=4, mla_dim=8, dim=16, depth=1, heads=2,
-                  window=7, ffn=16, hidden=16, encoder_args={**TINY_SWIN, "img_size": 224, "dynamic_img_size": True})
+                  window=7, ffn=16, hidden=16, encoder_args={**TINY_SWIN, "img_size": 512, "dynamic_img_size": True})
     assert prior.first_level == 0 and prior.channels_last
     prior.eval()
     with torch.no_grad():
-        tokens, aux = prior(torch.rand(1, 3, 224, 224))
-        assert tokens.shape == (1, 64, 56, 56) and aux.shape == (1, 5, 56, 56)
+        tokens, aux = prior(torch.rand(1, 3, 512, 512))  # a paper crop
+        assert tokens.shape == (1, 64, 128, 128) and aux.shape == (1, 5, 128, 128)
         tokens, _ = prior(torch.rand(1, 3, 96, 128))  # a whole-image test size other than the crop
         assert tokens.shape == (1, 64, 24, 32)
 
