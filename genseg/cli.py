@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-config, train, evaluate, aggregate, report, models, convert-dvae, convert-pixnerd, weights."""
+"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, aggregate, report, models, convert-dvae, convert-pixnerd, weights."""
 
 from __future__ import annotations
 
@@ -32,6 +32,17 @@ def cmd_generate_synthetic(args) -> None:
         Path(args.root), seed=args.seed, image_size=args.image_size, num_train=args.num_train,
         num_val=args.num_val, num_test=args.num_test, domains=domains, overwrite=args.overwrite,
     )
+
+
+def cmd_write_fixture(args) -> None:
+    from .data.fixtures import FIXTURE_DATASETS, SMOKE_DVAE, write_fixture, write_smoke_dvae
+
+    root = Path(args.root)
+    for dataset in FIXTURE_DATASETS:
+        write_fixture(dataset, root / dataset, num_train=args.num_images, num_val=args.num_images)
+    write_smoke_dvae(root / "weights" / SMOKE_DVAE)
+    print(f"wrote {', '.join(FIXTURE_DATASETS)} under {root} and {root / 'weights' / SMOKE_DVAE}; "
+          f"smoke runs: GENSEG_DATA={root} GENSEG_WEIGHTS={root / 'weights'}")
 
 
 def cmd_write_config(args) -> None:
@@ -93,7 +104,8 @@ def cmd_aggregate(args) -> None:
 def cmd_report(args) -> None:
     from .report.build import build_report
 
-    build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples)
+    build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples,
+                 split=args.split)
 
 
 def cmd_models(args) -> None:
@@ -177,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_generate_synthetic)
 
+    p = sub.add_parser("write-fixture", help="tiny ADE20K / COCO-Stuff / Cityscapes trees and a random dVAE for smoke runs")
+    p.add_argument("root")
+    p.add_argument("--num-images", type=int, default=2, help="per split")
+    p.set_defaults(func=cmd_write_fixture)
+
     p = sub.add_parser("write-config", help="check a run config given as JSON and write it as YAML")
     p.add_argument("--json", required=True)
     p.add_argument("--out", required=True)
@@ -215,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablations", default="", help="the workflow's ablations.json (rows of each ablation file)")
     p.add_argument("--paired", default="", help="paired comparisons CSV from `genseg aggregate --paired-out`")
     p.add_argument("--samples", default="", help="kept samples (.npz) from `genseg aggregate --samples-out`")
+    p.add_argument("--split", default="test", help="the evaluated split the tables show (the workflow config's evaluate.split)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report)
 

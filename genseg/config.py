@@ -38,6 +38,9 @@ class DataConfig:
     scale_range: tuple[float, float] = (0.75, 1.5)
     hflip: bool = True
     photometric: bool = True
+    pipeline: str = "default"  # or "mmseg": genseg.data.transforms.MmsegTransform
+    resize_scale: tuple[int, int] = (2048, 512)  # mmseg: RandomResize's (long, short) scale, x scale_range
+    cat_max_ratio: float = 1.0  # mmseg: RandomCrop retries a crop one class fills more than this (1: never)
     batch_size: int = 16
     num_workers: int = 0
 
@@ -52,15 +55,27 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with a poly schedule after a linear warm-up (mmsegmentation's recipe)."""
+    """AdamW or SGD with a poly schedule (to ``min_lr``) after a linear warm-up (mmsegmentation's recipe).
 
+    ``custom_keys``: parameter-name substring -> ``{lr_mult, decay_mult}`` (mmseg's
+    ``paramwise_cfg.custom_keys``: the longest matching key wins, ties alphabetically).
+    ``decay_1d``: weight decay on biases and norms too (mmseg's default; norm layers x
+    ``norm_decay_mult`` unless a custom key matches); false: none on any 1-D tensor."""
+
+    optimizer: str = "adamw"  # or "sgd"
     lr: float = 1e-3
     weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
     iterations: int = 500
     warmup_iters: int = 50
     poly_power: float = 1.0
+    min_lr: float = 0.0
     grad_clip: float = 0.0
+    decay_1d: bool = False
+    norm_decay_mult: float = 1.0  # with decay_1d: normalisation layers' decay multiplier (mmseg's norm_decay_mult)
+    custom_keys: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class EvalConfig:
     crop: int = 0
     stride: int = 0
     scale: float = 1.0  # images resized by this before inference; predictions back to label size
+    resize: tuple[int, int] = (0, 0)  # (long, short) > 0: images resized to fit it, ratio kept (mmseg's test Resize)
     size_divisor: int = 32  # whole mode pads images to a multiple of this
 
 
@@ -93,6 +109,7 @@ class EvalConfig:
 class RunConfig:
     name: str = "run"
     seed: int = 0
+    smoke: bool = False  # a smoke variant (workflow overlay ``smoke``): random weights allowed, flagged in outputs
     device: str = "auto"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -147,6 +164,18 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.scale must be > 0 and eval.size_divisor >= 1, got {cfg.eval.scale}, {cfg.eval.size_divisor}")
     if cfg.eval.mode == "slide" and not 0 < cfg.eval.stride <= cfg.eval.crop:
         raise ConfigError(f"eval.mode 'slide' needs eval.crop > 0 and 0 < eval.stride <= eval.crop, got crop {cfg.eval.crop}, stride {cfg.eval.stride}")
+    if cfg.optim.optimizer not in ("adamw", "sgd"):
+        raise ConfigError(f"optim.optimizer must be 'adamw' or 'sgd', got {cfg.optim.optimizer!r}")
+    for key, mults in cfg.optim.custom_keys.items():
+        if not isinstance(mults, dict) or set(mults) - {"lr_mult", "decay_mult"} or not all(
+                isinstance(v, (int, float)) and v >= 0 for v in mults.values()):
+            raise ConfigError(f"optim.custom_keys.{key}: expected a mapping of lr_mult and/or decay_mult to numbers >= 0, got {mults!r}")
+    if cfg.data.pipeline not in ("default", "mmseg"):
+        raise ConfigError(f"data.pipeline must be 'default' or 'mmseg', got {cfg.data.pipeline!r}")
+    if not 0 < cfg.data.cat_max_ratio <= 1 or min(cfg.data.resize_scale) < 1:
+        raise ConfigError(f"data.cat_max_ratio must be in (0, 1] and data.resize_scale two sizes >= 1, got {cfg.data.cat_max_ratio!r}, {cfg.data.resize_scale!r}")
+    if min(cfg.eval.resize) < 0 or (0 in cfg.eval.resize and max(cfg.eval.resize) > 0):
+        raise ConfigError(f"eval.resize must be [long, short] > 0, or [0, 0] for none; got {list(cfg.eval.resize)}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {cfg.train.ema_decay!r}")
     lo, hi = cfg.data.scale_range

@@ -6,7 +6,8 @@ overrides). A run's id is ``<experiment>-s<seed>``; Snakemake wildcards and fold
 use it as is.
 
 String values may name another run's files with ``{runs}`` (the runs folder) and
-``{seed}`` (this run's seed), e.g. GSS's ``posterior_file: "{runs}/vqvae-d4-s{seed}/model.safetensors"``;
+``{seed}`` (this run's seed), and pretrained files with ``{weights}`` (``$GENSEG_WEIGHTS``,
+default ``~/.cache/genseg/weights``), e.g. GSS's ``posterior_file: "{runs}/vqvae-d4-s{seed}/model.safetensors"``;
 the workflow makes such files inputs of the run's training (:func:`upstream_files`).
 ``{weights}`` is the pretrained-weights folder (``$GENSEG_WEIGHTS``, :mod:`genseg.weights`), e.g.
 ``pretrained_file: "{weights}/resnet101c.gluon_in1k.safetensors"``.
@@ -78,6 +79,30 @@ def select_experiments(workflow: dict, names: list[str]) -> dict:
             todo.extend(re.findall(r"\{runs\}/([^/]+?)-s\{seed\}", json.dumps(known[name] or {})))
     return {**workflow, "experiments": {k: v for k, v in known.items() if k in keep},
             "compare": [pair for pair in workflow.get("compare", []) if set(pair) <= keep]}
+
+
+def apply_overlay(workflow: dict) -> dict:
+    """The workflow config with its overlay ``workflow["overlay"]`` (a key of ``overlays``, e.g.
+    ``smoke``; "" for none) merged over it, recursively; results go to ``<name>-<overlay>``.
+
+    An overlay's ``every_experiment`` is merged over each experiment (after the experiment's own
+    keys, so it wins over them), then the overlay's ``experiments.<name>`` over that one. An
+    overlay may not add experiments."""
+    name = workflow.get("overlay") or ""
+    if not name:
+        return workflow
+    overlays = workflow.get("overlays", {})
+    if name not in overlays:
+        raise ConfigError(f"overlay {name!r} is not defined in this config's overlays; defined: {', '.join(overlays) or 'none'}")
+    overlay = dict(overlays[name])
+    every, own = overlay.pop("every_experiment", {}), overlay.pop("experiments", {})
+    extra = sorted(set(own) - set(workflow["experiments"]))
+    if extra:
+        raise ConfigError(f"overlays.{name}.experiments.{extra[0]}: not an experiment of this config; expected one of {', '.join(workflow['experiments'])}")
+    out = merge({k: v for k, v in workflow.items() if k not in ("overlay", "overlays")}, overlay)
+    out["experiments"] = {e: merge(merge(c or {}, every), own.get(e) or {}) for e, c in workflow["experiments"].items()}
+    out["name"] = overlay.get("name", f"{workflow['name']}-{name}")
+    return out
 
 
 def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs",

@@ -104,3 +104,24 @@ def test_ablation_table_shows_the_validation_mIoU_designs_are_chosen_by():
     assert list(table.columns) == ["val mIoU (selection)", "mIoU (reproduced)"]
     assert table.loc["base"].tolist() == ["72.0", "70.0"] and table.loc["x"].tolist() == ["61.0", "60.0"]
     assert list(ablation_table(frame, {"axis": "a"}, rows_).columns) == ["mIoU (reproduced)"]  # no curves: test only
+
+
+def test_report_tables_read_the_configs_evaluation_split():
+    """A paper config evaluates on val: a tidy CSV with only val rows gives full tables, captioned val."""
+    from conftest import REPO
+
+    from genseg.report.build import table_blocks
+    from genseg.report.reference import load_reported
+
+    frame = pd.read_csv(REPO / "results/reference/default/metrics.csv")
+    frame = frame[frame.split == "test"].assign(split="val")
+    paired = pd.DataFrame(columns=["a", "b", "seed", "split", "domain", "delta", "ci_low", "ci_high", "p_value", "n_images"])
+    reported = load_reported(None)
+    [(main, caption)] = table_blocks("main_results", frame, reported, paired, split="val")
+    ours = main[main["mIoU reproduced"] != "–"]
+    assert len(ours) >= 7 and "FlowSeg (flowseg-kronecker-reshaped)" in ours.index
+    assert "in-domain val mIoU" in caption and "Split: val." in caption
+    [(by_domain, caption)] = table_blocks("miou_by_domain", frame, reported, paired, split="val")
+    assert "deeplabv3plus-r18" in by_domain.index and caption.startswith("Val mIoU")
+    [(empty, _)] = table_blocks("main_results", frame, reported, paired, split="test")  # the old default: nothing
+    assert (empty["mIoU reproduced"] == "–").all()

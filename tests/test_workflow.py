@@ -140,10 +140,24 @@ def test_snakefiles_are_snakefmt_clean():
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_paper_flowseg_config_plans_without_synthetic_data(tmp_path):
-    run = snakemake("-n", "--configfile", str(REPO / "workflow/config/paper-flowseg-ade20k.yaml"), "--directory", str(tmp_path))
-    text = planned_jobs(run)
-    assert "flowseg-l16-kronecker-reshaped" in text and "synthetic_data" not in text
+PAPER_CONFIGS = sorted((REPO / "workflow/config").glob("paper-*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.stem)
+def test_paper_config_plans_every_row_of_its_table(tmp_path, path):
+    """Every paper config plans each experiment (training and val evaluation) without data or weights."""
+    text = planned_jobs(snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path)))
+    name = yaml.safe_load(path.read_text())["name"]
+    for experiment in yaml.safe_load(path.read_text())["experiments"]:
+        assert f"results/{name}/runs/{experiment}-s0/eval/val/index.json" in text, experiment
+    assert "synthetic_data" not in text and f"results/{name}/report/main_results.md" in text
+
+
+def test_smoke_overlay_plans_into_its_own_results_folder(tmp_path):
+    path = REPO / "workflow/config/paper-gss-ade20k.yaml"
+    text = planned_jobs(snakemake("-n", "--configfile", str(path), "--config", "overlay=smoke", "--directory", str(tmp_path)))
+    assert "results/paper-gss-ade20k-smoke/runs/gss-ft-w-swin-l-s0/model.safetensors" in text
+    assert "results/paper-gss-ade20k/" not in text
 
 
 @pytest.mark.parametrize("name,expected", [("camvid", "gss-ff-s0"), ("road", "flowseg-kronecker-reshaped-s0")])

@@ -128,6 +128,9 @@ def load_trained(run_dir: Path, device: str | None = None):
     return cfg, model.to(dev), dev
 
 
+SMOKE_WEIGHTS = "random (smoke)"  # what a smoke run's outputs say about its weights
+
+
 def training_budget(cfg, run_dir: Path) -> dict:
     """What a run's training cost: iterations, batch size, train wall seconds (from its
     ``train_metrics.json``), and the same for each run whose files it starts from (a model
@@ -173,6 +176,7 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
         "model": {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))},
         "classes": list(spec.classes),
         "budget": budget,
+        "pretrained": SMOKE_WEIGHTS if cfg.smoke else "",
         **result,
         "wall_seconds": wall,
         "peak_memory_mb": peak_memory_mb(dev),
@@ -226,7 +230,8 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
 
 def eval_window(cfg) -> dict:
     """The run's inference mode as ``predict_batch`` keywords."""
-    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride, "scale": cfg.eval.scale, "size_divisor": cfg.eval.size_divisor}
+    return {"mode": cfg.eval.mode, "crop": cfg.eval.crop, "stride": cfg.eval.stride, "scale": cfg.eval.scale, "size_divisor": cfg.eval.size_divisor,
+            "resize": tuple(cfg.eval.resize)}
 
 
 def variant_name(options: dict) -> str:

@@ -6,6 +6,9 @@ window's prediction adds a one-hot vote (or the method's ``scores``, when it has
 every pixel it covers, and the class with the most is the answer. Memory is bounded by the
 crop, whatever the image size.
 
+Either mode may first resize the images to fit ``resize`` = (long, short), keeping the
+ratio (mmsegmentation's test ``Resize(scale=(2048, 512), keep_ratio=True)``).
+
 Whole-image mode pads the image (zeros, bottom and right) to a multiple of ``size_divisor``
 and crops the prediction back. With ``scale`` != 1 the image is resized first (bilinear,
 antialiased); either way the prediction is resized (nearest) to the label's resolution:
@@ -60,14 +63,22 @@ def padded_predict(model, images: torch.Tensor, size_divisor: int, labels=None, 
 
 def predict_batch(model, images: torch.Tensor, labels: torch.Tensor, num_classes: int, mode: str = "whole",
                   crop: int = 0, stride: int = 0, scale: float = 1.0, size_divisor: int = 1, return_native: bool = False,
-                  **options):
+                  resize: tuple[int, int] = (0, 0), **options):
     """Class ids at the labels' resolution for one batch, whole (padded) or by sliding window,
-    after resizing the images by ``scale``; oracle methods get the labels at the same scale.
+    after resizing the images by ``scale`` (or to fit ``resize``, ratio kept); oracle methods get
+    the labels at the same scale.
 
     ``return_native``: return ``(pred, native)``, ``native`` the prediction at the model's
     input resolution (before the nearest resize to the labels')."""
     size = labels.shape[-2:]
-    if scale != 1.0:
+    if min(resize) > 0:
+        from ..data.transforms import keep_ratio_size
+
+        target = keep_ratio_size(*size, resize)
+        if target != tuple(size):
+            images = F.interpolate(images, size=target, mode="bilinear", align_corners=False, antialias=True)
+            labels = F.interpolate(labels[:, None].float(), size=target, mode="nearest")[:, 0].long()
+    elif scale != 1.0:
         images = F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
         labels = F.interpolate(labels[:, None].float(), size=images.shape[-2:], mode="nearest")[:, 0].long()
     oracle = labels if getattr(model, "uses_labels", False) else None

@@ -24,11 +24,11 @@ from tqdm import tqdm
 from ..config import RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
 from ..data.sources import train_spec as load_train_spec
-from ..data.transforms import TrainTransform
+from ..data.transforms import train_transform
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
-from .evaluate import eval_window, predict_split
+from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
 from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
 
 
@@ -36,25 +36,62 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
 
-def poly_schedule(warmup_iters: int, total_iters: int, power: float):
-    """LR factor: linear warm-up to 1, then (1 - progress) ** power (mmsegmentation's poly)."""
+def poly_schedule(warmup_iters: int, total_iters: int, power: float, min_ratio: float = 0.0):
+    """LR factor: linear warm-up to 1, then (1 - min_ratio) (1 - progress) ** power + min_ratio
+    (mmsegmentation's poly with ``eta_min`` = ``min_ratio`` x the base lr)."""
 
     def factor(step: int) -> float:
         if step < warmup_iters:
             return (step + 1) / warmup_iters
         progress = (step - warmup_iters) / max(1, total_iters - warmup_iters)
-        return max(0.0, 1.0 - progress) ** power
+        return (1 - min_ratio) * max(0.0, 1.0 - progress) ** power + min_ratio
 
     return factor
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms and 1-D tables (as mmsegmentation's recipes)."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def match_key(name: str, keys) -> str | None:
+    """The custom key ``name`` contains: the longest, ties alphabetically (mmseg's rule); None if none."""
+    for key in sorted(sorted(keys), key=len, reverse=True):
+        if key in name:
+            return key
+    return None
+
+
+NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.LocalResponseNorm)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float = 1.0, custom_keys: dict | None = None,
+                 decay_1d: bool = False, norm_decay_mult: float = 1.0) -> list[dict]:
+    """One group per (lr, weight decay): ``custom_keys`` name substring -> ``lr_mult`` / ``decay_mult``.
+    Without ``decay_1d`` biases, norms and other 1-D tensors get no decay; with it, everything
+    decays (a matching key's ``decay_mult``, else ``norm_decay_mult`` on normalisation layers), as mmseg."""
+    custom_keys = custom_keys or {}
+    norms = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) or type(m).__name__.endswith("Norm")
+             for p in m.parameters(recurse=False)}
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        key = match_key(name, custom_keys)
+        mults = custom_keys.get(key, {})
+        if not decay_1d and param.ndim <= 1:
+            decay = 0.0
+        elif key is None and id(param) in norms:
+            decay = weight_decay * norm_decay_mult
+        else:
+            decay = weight_decay * mults.get("decay_mult", 1.0)
+        groups.setdefault((lr * mults.get("lr_mult", 1.0), decay), []).append(param)
+    groups = groups or {(lr, weight_decay): []}  # nothing to train (an oracle run): one empty group
+    order = sorted(groups, key=lambda k: k[1] == 0)  # decayed groups first, as before custom keys
+    return [{"params": groups[k], "lr": k[0], "weight_decay": k[1]} for k in order]
+
+
+def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
+    """AdamW or SGD (``optim.optimizer``) over :func:`param_groups`."""
+    groups = param_groups(model, optim.weight_decay, optim.lr, optim.custom_keys, optim.decay_1d, optim.norm_decay_mult)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas)
 
 
 class WeightEMA:
@@ -89,16 +126,16 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
 
     # Data: the train stream is endless and deterministic in (seed, position).
     train_spec = load_train_spec(cfg.data, "train", cfg.data.train_domains)
-    transform = TrainTransform(cfg.data.crop_size, cfg.data.scale_range, cfg.data.hflip, cfg.data.photometric)
+    transform = train_transform(cfg.data)
     train_set = SegmentationDataset(train_spec, transform, seed=cfg.seed)
     val_domains = cfg.data.val_domains or cfg.data.train_domains
     val_set = SegmentationDataset(load_train_spec(cfg.data, "val", val_domains))
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas)
+    optimizer = build_optimizer(model, cfg.optim)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power)
+        optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power, cfg.optim.min_lr / cfg.optim.lr)
     )
 
     ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
@@ -193,6 +230,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> dict:
         "peak_memory_mb": peak_memory_mb(device),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "ema_decay": cfg.train.ema_decay,
+        "pretrained": SMOKE_WEIGHTS if cfg.smoke else "",
         "provenance": provenance(cfg.hash(), cfg.seed, device),
     }
     write_json(run_dir / "train_metrics.json", record)

@@ -309,14 +309,14 @@ def build_upernet(options: UPerNetOptions, num_classes: int, ignore_index: int) 
 # The baselines at the size the papers report, as ``model:`` sections (``method`` + options).
 # `genseg models` builds these; workflow/config/paper-*.yaml copy them verbatim (a test checks).
 PAPER_MODELS: dict[str, dict] = {
-    # mmseg deeplabv3plus_r101-d8: ResNet-101 at output stride 8, head width 512, 3x3 ASPP
-    # bottleneck, FCN auxiliary head (256 wide, weight 0.4) on stage 3.
+    # mmseg deeplabv3plus_r101-d8: ResNet-101 V1c (deep stem: timm's "c") at output stride 8, head
+    # width 512, 3x3 ASPP bottleneck, FCN auxiliary head (256 wide, weight 0.4) on stage 3.
     "deeplabv3plus-r101": {
-        "method": "deeplabv3plus", "encoder": "tu-resnet101", "output_stride": 8, "decoder_channels": 512,
+        "method": "deeplabv3plus", "encoder": "tu-resnet101c", "output_stride": 8, "decoder_channels": 512,
         "aspp_project_kernel": 3, "aux_weight": 0.4, "aux_channels": 256,
     },
     "deeplabv3plus-r50": {
-        "method": "deeplabv3plus", "encoder": "tu-resnet50", "output_stride": 8, "decoder_channels": 512,
+        "method": "deeplabv3plus", "encoder": "tu-resnet50c", "output_stride": 8, "decoder_channels": 512,
         "aspp_project_kernel": 3, "aux_weight": 0.4, "aux_channels": 256,
     },
     # SegFormer-B2: MiT-B2, all-MLP decoder 768 wide.

@@ -16,7 +16,7 @@ SUMMARY_METRICS = ("miou", "macc", "aacc")
 GRID_METRICS = ("grid_ratio_8", "grid_ratio_16")  # :class:`genseg.metrics.GridArtifacts`, from the JSON's grid_ratio
 COLUMNS = [
     "run_id", "experiment", "method", "seed", "dataset", "train_domains", "split", "domain",
-    "in_domain", "variant", "predict_options", "steps", "nfe", "model_options", "budget", "metric", "value",
+    "in_domain", "variant", "predict_options", "steps", "nfe", "model_options", "budget", "metric", "value", "pretrained",
 ]
 
 
@@ -48,6 +48,7 @@ def tidy_rows(record: dict) -> list[dict]:
         "nfe": record.get("nfe"),
         "model_options": json.dumps(record["model"], sort_keys=True),
         "budget": budget_text(record.get("budget")),
+        "pretrained": record.get("pretrained", ""),  # "random (smoke)" for a smoke run's weights
     }
     scores = record["scores"]
     rows = [dict(key, metric=m, value=scores[m]) for m in SUMMARY_METRICS]

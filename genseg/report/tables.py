@@ -231,7 +231,7 @@ def main_results(frame: pd.DataFrame, reported: pd.DataFrame | None = None, spli
         options = json.loads(part.model_options.iloc[0])
         name = display_method(part.method.iloc[0], options)
         ours = {"Method": f"{name} ({experiment})", "Backbone": backbone(options),
-                "Pretrain": "local weights" if options.get("pretrained_file") or options.get("pixnerd_file") else "none (random init)",
+                "Pretrain": pretrain_cell(part, options),
                 **budget_cells(frame, experiment), "mIoU reproduced": cell(part.value.to_numpy())}
         rows.append({**ours, "mIoU reported": _reported_cells(paper, name)})
     if paper is not None:
@@ -240,6 +240,14 @@ def main_results(frame: pd.DataFrame, reported: pd.DataFrame | None = None, spli
             rows.append({"Method": method, "Backbone": "–", "Pretrain": "–", "Budget (iterations x batch)": "–",
                          "Train wall (s)": "–", "mIoU reproduced": "–", "mIoU reported": _reported_cells(paper, method)})
     return pd.DataFrame(rows).set_index("Method") if rows else pd.DataFrame({"Method": ["no runs"]}).set_index("Method")
+
+
+def pretrain_cell(rows: pd.DataFrame, options: dict) -> str:
+    """The weights a run started from: its record's flag (``random (smoke)``), else from its options."""
+    flags = set(rows.get("pretrained", pd.Series(dtype=str)).dropna().astype(str)) - {""}
+    if flags:
+        return "; ".join(sorted(flags))
+    return "local weights" if options.get("pretrained_file") or options.get("pixnerd_file") else "none (random init)"
 
 
 def budget_cells(frame: pd.DataFrame, experiment: str) -> dict[str, str]:

@@ -7,10 +7,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 from genseg.ablations import expand, load_ablations
-from genseg.experiments import eval_plan, run_configs, select_experiments, training_stage, upstream_files
+from genseg.experiments import (
+    apply_overlay,
+    eval_plan,
+    run_configs,
+    select_experiments,
+    training_stage,
+    upstream_files,
+)
 from genseg.io import write_json, write_text, write_yaml
 from genseg.preflight import check as preflight_check, message as preflight_message
 from snakemake.exceptions import WorkflowError
+
+# A named overlay (`--config overlay=smoke`) merged over the config; its results: results/<name>-<overlay>.
+_overlaid = dict(apply_overlay(config))
+config.clear()
+config.update(_overlaid)
+validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 RESULTS = f"results/{config['name']}"
 # The synthetic dataset is generated under data/ (or the given root); a real dataset is read

@@ -4,8 +4,8 @@
 layer for layer, so their state dicts equal those of the official ``encoder.pkl`` /
 ``decoder.pkl`` key for key and shape for shape. The official weights reach genseg only as the
 safetensors file written once by ``genseg convert-dvae`` (:mod:`.convert`); :func:`load_dvae`
-reads it. One difference: the official ``Conv2d`` casts to float16 on CUDA, these run in the
-dtype they are given.
+reads it. As the official ``Conv2d`` (float16 on CUDA), encode and decode run in float16 on an
+accelerator (autocast on the weights' device) and in float32 on the CPU; outputs are float32.
 """
 
 from __future__ import annotations
@@ -142,14 +142,21 @@ class DalleDVAE(nn.Module):
         h, w = maskige.shape[-2:]
         if h % self.downsample or w % self.downsample:
             raise ValueError(f"maskige size {h}x{w} is not a multiple of {self.downsample}")
-        return self.encoder(to_vq_range(maskige)).argmax(1)
+        with half_on_accelerator(next(self.encoder.parameters()).device):
+            return self.encoder(to_vq_range(maskige)).argmax(1)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, h, w) tokens -> (B, 3, 8h, 8w) maskige in [0, 1]: one-hot -> decoder -> sigmoid -> unmap."""
         weight = self.decoder.blocks.input.w
         onehot = F.one_hot(tokens, self.num_codes).permute(0, 3, 1, 2).to(weight)
-        out = self.decoder(onehot)[:, : self.decoder.output_channels]
-        return from_vq_range(torch.sigmoid(out))
+        with half_on_accelerator(weight.device):
+            out = self.decoder(onehot)[:, : self.decoder.output_channels]
+        return from_vq_range(torch.sigmoid(out.float()))
+
+
+def half_on_accelerator(device: torch.device) -> torch.autocast:
+    """float16 autocast on an accelerator, off (float32) on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=device.type != "cpu")
 
 
 def load_dvae(path: str | Path) -> DalleDVAE:

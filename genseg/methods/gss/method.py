@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,7 +47,8 @@ class PosteriorOptions:
     code_dim: int = 32
     palette: str = "ff"
     palette_seed: int = 0
-    maskige_scale: int = 1  # labels resized (nearest) to scale x the input before encoding; official: 2
+    maskige_scale: int = 1  # labels resized to scale x the input before encoding; official: 2
+    maskige_resize: str = "nearest"  # or "onehot-bilinear": one-hot, bilinear, argmax (the official code)
 
     def check(self) -> None:
         if self.palette not in PALETTES:
@@ -56,6 +57,8 @@ class PosteriorOptions:
             raise ValueError(f"model.downsample must be a power of two >= 2, got {self.downsample}")
         if self.maskige_scale not in (1, 2):
             raise ValueError(f"model.maskige_scale must be 1 or 2, got {self.maskige_scale}")
+        if self.maskige_resize not in ("nearest", "onehot-bilinear"):
+            raise ValueError(f"model.maskige_resize must be 'nearest' or 'onehot-bilinear', got {self.maskige_resize!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class GSSOptions(MaskigeOptions):
     window: int = 8  # official 7; 8 tiles a 16 x 16 token grid without padding
     ffn: int = 128  # official 1024
     hidden: int = 128  # official 2048
+    img_size: int = 0  # > 0: a timm Swin encoder's img_size (the crop; other sizes still run)
+    encoder_args: dict = field(default_factory=dict)  # extra timm keywords (e.g. a tiny Swin's widths)
     token_weight: float = 0.8
     aux_weight: float = 0.2  # 0 turns the unlabeled-area auxiliary head off
     stage: str = "prior"  # prior | inverse
@@ -137,8 +142,25 @@ def build_posterior(options: MaskigeOptions) -> nn.Module:
     return posterior.eval()
 
 
-def resize_labels(labels: torch.Tensor, scale: int) -> torch.Tensor:
-    return labels if scale == 1 else F.interpolate(labels[:, None].float(), scale_factor=scale, mode="nearest")[:, 0].long()
+def resize_labels(labels: torch.Tensor, scale: int, mode: str = "nearest", num_classes: int = 0, ignore_index: int = 255) -> torch.Tensor:
+    """Labels at ``scale`` x their size: nearest, or ``onehot-bilinear`` (one-hot over the classes
+    and ignore, bilinear, argmax; image by image to bound memory), as the official code."""
+    if scale == 1:
+        return labels
+    if mode == "nearest":
+        return F.interpolate(labels[:, None].float(), scale_factor=scale, mode="nearest")[:, 0].long()
+    out = []
+    for lab in labels:
+        index = torch.where(lab == ignore_index, num_classes, lab.clamp(0, num_classes - 1))
+        onehot = F.one_hot(index, num_classes + 1).permute(2, 0, 1)[None].float()
+        up = F.interpolate(onehot, scale_factor=scale, mode="bilinear", align_corners=False).argmax(1)[0]
+        out.append(torch.where(up == num_classes, ignore_index, up))
+    return torch.stack(out)
+
+
+def maskige_labels(options, labels: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """Labels at the maskige's resolution (``maskige_scale``, ``maskige_resize``)."""
+    return resize_labels(labels, options.maskige_scale, options.maskige_resize, num_classes, ignore_index)
 
 
 class MaskigeCodec(nn.Module):
@@ -162,7 +184,8 @@ class MaskigeCodec(nn.Module):
 
     def tokens(self, labels: torch.Tensor) -> torch.Tensor:
         """Ground-truth tokens: labels (at maskige scale) -> maskige -> posterior encoder."""
-        return self.posterior.encode(to_maskige(resize_labels(labels, self.options.maskige_scale), self.beta().detach(), self.ignore_index))
+        k = self.colours.shape[0]
+        return self.posterior.encode(to_maskige(maskige_labels(self.options, labels, k, self.ignore_index), self.beta().detach(), self.ignore_index))
 
     def logits(self, maskige: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """X^-1 at the label resolution ``size``: (B, 3, h, w) maskige -> (B, K, *size) logits."""
@@ -180,7 +203,7 @@ class MaskigeCodec(nn.Module):
 
     def reconstruct_differentiable(self, labels: torch.Tensor) -> torch.Tensor:
         """TF: the learned palette's maskige through the posterior with straight-through codes."""
-        maskige = self.learned_palette.draw(resize_labels(labels, self.options.maskige_scale), self.ignore_index)
+        maskige = self.learned_palette.draw(maskige_labels(self.options, labels, self.colours.shape[0], self.ignore_index), self.ignore_index)
         recon, _, _ = self.posterior(maskige)
         return self.logits(from_vq_range(recon), labels.shape[-2:])
 
@@ -221,7 +244,7 @@ class VQVAEMethod(SegmentationMethod):
         return torch.stack([to_maskige(lab[None], col, self.ignore_index)[0] for lab, col in zip(labels, colours)])
 
     def training_loss(self, images, labels):
-        maskige = self.training_maskige(resize_labels(labels, self.options.maskige_scale))
+        maskige = self.training_maskige(maskige_labels(self.options, labels, self.colours.shape[0], self.ignore_index))
         recon, idx, commit = self.posterior(maskige)
         target = to_vq_range(maskige)
         rec = F.l1_loss(recon, target) if self.options.recon_loss == "l1" else F.mse_loss(recon, target)
@@ -231,7 +254,7 @@ class VQVAEMethod(SegmentationMethod):
     @torch.no_grad()
     def predict(self, images, labels=None):
         """The FF reconstruction upper bound (nearest palette colour)."""
-        maskige = to_maskige(resize_labels(labels, self.options.maskige_scale), self.colours, self.ignore_index)
+        maskige = to_maskige(maskige_labels(self.options, labels, self.colours.shape[0], self.ignore_index), self.colours, self.ignore_index)
         recon = self.posterior.decode(self.posterior.encode(maskige))
         if recon.shape[-2:] != labels.shape[-2:]:
             recon = F.interpolate(recon, size=labels.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
@@ -276,6 +299,7 @@ class GSS(FrozenPosteriorMixin, SegmentationMethod):
             self.codec.posterior.num_codes, num_classes, encoder=options.encoder, pretrained_file=options.pretrained_file,
             token_stride=self.token_stride, mla_dim=options.mla_dim, dim=options.dim, depth=options.depth,
             heads=options.heads, window=options.window, ffn=options.ffn, hidden=options.hidden,
+            encoder_args={**options.encoder_args, **({"img_size": options.img_size, "dynamic_img_size": True} if options.img_size else {})},
         )
         self.size_divisor = max(32, self.token_stride)
         if options.stage == "inverse":

@@ -1,6 +1,7 @@
 """GSS prior (stage 2): image -> logits over the posterior's codebook at the token grid.
 
-timm backbone (``features_only``, 4 levels) -> MLA fusion: each level 1x1 conv to ``mla_dim``
+timm backbone (``features_only``, its last 4 levels: strides 4-32 of a ResNet, the 4 stages of a
+Swin, channels-last outputs transposed) -> MLA fusion: each level 1x1 conv to ``mla_dim``
 (BN, ReLU), resized to the token grid, concatenated, 1x1 conv to ``dim`` -> ``depth``
 shifted-window transformer blocks (timm's Swin block) -> LayerNorm, 1x1 conv to ``hidden``
 (BN, ReLU), Dropout2d 0.1, 1x1 conv to ``num_codes``. The auxiliary K-class pixel head
@@ -24,12 +25,21 @@ class Prior(nn.Module):
     def __init__(
         self, num_codes: int, num_classes: int, *, encoder: str = "resnet18", pretrained_file: str = "",
         token_stride: int = 4, mla_dim: int = 64, dim: int = 128, depth: int = 2, heads: int = 4,
-        window: int = 7, ffn: int = 256, hidden: int = 256,
+        window: int = 7, ffn: int = 256, hidden: int = 256, encoder_args: dict | None = None,
     ):
         super().__init__()
-        self.backbone = timm_features(encoder, pretrained_file, out_indices=(1, 2, 3, 4))
+        try:
+            self.backbone = timm_features(encoder, pretrained_file, **(encoder_args or {}))
+        except TypeError as err:  # a keyword this timm model does not take
+            raise ValueError(f"model.encoder {encoder!r} does not take model.img_size / model.encoder_args {encoder_args}: {err}") from None
+        channels = self.backbone.feature_info.channels()
+        if len(channels) < 4:
+            raise ValueError(f"model.encoder {encoder!r} has {len(channels)} feature levels; the prior fuses 4")
+        self.first_level = len(channels) - 4
+        fmt = getattr(self.backbone, "output_fmt", "NCHW")
+        self.channels_last = str(getattr(fmt, "value", fmt)) == "NHWC"  # timm's Swin
         self.token_stride = token_stride
-        self.mla = nn.ModuleList(conv_bn_relu(c, mla_dim) for c in self.backbone.feature_info.channels())
+        self.mla = nn.ModuleList(conv_bn_relu(c, mla_dim) for c in channels[self.first_level:])
         self.fuse = nn.Conv2d(4 * mla_dim, dim, 1)
         self.blocks = SwinStack(dim, depth, heads, window, ffn / dim)
         self.norm = nn.LayerNorm(dim)
@@ -38,8 +48,10 @@ class Prior(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = images.shape[-2] // self.token_stride, images.shape[-1] // self.token_stride
-        levels = [F.interpolate(m(f), size=(h, w), mode="bilinear", align_corners=False)
-                  for m, f in zip(self.mla, self.backbone(images))]
+        features = self.backbone(images)[self.first_level:]
+        if self.channels_last:
+            features = [f.permute(0, 3, 1, 2) for f in features]
+        levels = [F.interpolate(m(f), size=(h, w), mode="bilinear", align_corners=False) for m, f in zip(self.mla, features)]
         fused = self.fuse(torch.cat(levels, 1))
         x = self.blocks(fused)
         x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
