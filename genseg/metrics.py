@@ -9,7 +9,7 @@ A prediction outside 0..K-1 (a class the test taxonomy does not have, see
 union but to no class's prediction area.
 
 :class:`GridArtifacts` needs no labels: it measures how much a prediction's label changes
-line up with a model's patch grid.
+line up with a patch grid (at any offset).
 """
 
 from __future__ import annotations
@@ -119,39 +119,53 @@ def per_image_areas(pred: torch.Tensor, label: torch.Tensor, num_classes: int, i
 class GridArtifacts:
     """Patch-grid artifacts of integer predictions (B, H, W), summed over a split, on any device.
 
-    A horizontal pair is columns (j, j+1), j = 0..W-2, "on the grid" of period P when
-    (j + 1) % P == 0, else "off"; vertical pairs likewise over rows. Over both directions and
-    all images, ratio_P = (on_changes / on_pairs) / (off_changes / off_pairs), a change being
-    a pair whose two labels differ: 1.0 means no grid, > 1 boundaries that prefer the grid
-    lines. None when there are no on-grid pairs or no off-grid changes."""
+    A horizontal pair is columns (j, j+1), j = 0..W-2, on line family o of period P when
+    (j + 1) % P == o (o = 0: the grid laid from the image corner); vertical pairs likewise over
+    rows. For each o, over both directions and all images, r_P(o) = (changes / pairs on family o)
+    / (changes / pairs elsewhere), a change being a pair whose two labels differ; ratio_P is the
+    largest r_P(o): a grid at any offset counts (a model that shifts its patch grid, e.g.
+    FlowSeg's ``grid_shift``, draws its seams off the corner's lines). 1.0 means no grid (noise
+    gives slightly above 1, the maximum of P estimates), > 1 boundaries that prefer one family of
+    lines. None when the images span no full period, no pair changes, or one family holds every
+    change (nothing to divide by)."""
 
     def __init__(self, periods=(8, 16)):
         self.periods = tuple(periods)
-        self.pairs = {p: [0, 0] for p in self.periods}  # on, off (known from the shape alone)
-        self.changes = None  # int64 (periods, 2): on, off, on the predictions' device
+        self.pairs: dict[int, list[int]] | None = None  # per period: pairs on each family o (from the shapes)
+        self.changes = None  # per period: int64 (P,) changes on each family o, on the predictions' device
 
     def update(self, pred: torch.Tensor) -> None:
         b, h, w = pred.shape
         cols = (pred[..., :, 1:] != pred[..., :, :-1]).sum((0, 1))  # changes between columns j and j+1
         rows = (pred[..., 1:, :] != pred[..., :-1, :]).sum((0, 2))  # between rows i and i+1
-        total = cols.sum() + rows.sum()
-        changes = []
+        pairs, changes = {}, {}
         for p in self.periods:
-            on = cols[p - 1::p].sum() + rows[p - 1::p].sum()
-            changes.append(torch.stack([on, total - on]))
-            on_pairs = (w - 1) // p * b * h + (h - 1) // p * b * w
-            self.pairs[p][0] += on_pairs
-            self.pairs[p][1] += (w - 1) * b * h + (h - 1) * b * w - on_pairs
-        changes = torch.stack(changes)
-        self.changes = changes if self.changes is None else self.changes + changes.to(self.changes.device)
+            fam_c, fam_r = (torch.arange(1, w) % p, torch.arange(1, h) % p)  # family of pair j: (j + 1) % P
+            changes[p] = (torch.zeros(p, dtype=torch.long, device=pred.device).index_add_(0, fam_c.to(pred.device), cols)
+                          .index_add_(0, fam_r.to(pred.device), rows))
+            pairs[p] = (torch.bincount(fam_c, minlength=p) * b * h + torch.bincount(fam_r, minlength=p) * b * w).tolist()
+        if self.pairs is None:
+            self.pairs, self.changes = pairs, changes
+        else:
+            self.pairs = {p: [a + c for a, c in zip(self.pairs[p], pairs[p])] for p in self.periods}
+            self.changes = {p: self.changes[p] + changes[p].to(self.changes[p].device) for p in self.periods}
 
-    def counts(self) -> dict[int, tuple[int, int, int, int]]:
-        """{period: (on_pairs, on_changes, off_pairs, off_changes)}."""
-        changes = self.changes.tolist() if self.changes is not None else [[0, 0]] * len(self.periods)
-        return {p: (self.pairs[p][0], c[0], self.pairs[p][1], c[1]) for p, c in zip(self.periods, changes)}
+    def counts(self) -> dict[int, list[tuple[int, int]]]:
+        """{period: [(pairs, changes) on family o for o = 0..P-1]}."""
+        if self.pairs is None:
+            return {p: [(0, 0)] * p for p in self.periods}
+        return {p: list(zip(self.pairs[p], self.changes[p].tolist())) for p in self.periods}
 
     def ratios(self) -> dict[int, float | None]:
         out = {}
-        for p, (on_pairs, on_changes, off_pairs, off_changes) in self.counts().items():
-            out[p] = (on_changes / on_pairs) / (off_changes / off_pairs) if on_pairs and off_changes else None
+        for p, families in self.counts().items():
+            all_pairs, all_changes = sum(n for n, _ in families), sum(c for _, c in families)
+            ratios = [] if all(n for n, _ in families) else None  # images narrower than a period: no ratio
+            for pairs, changes in families if ratios is not None else ():
+                off_pairs, off_changes = all_pairs - pairs, all_changes - changes
+                if not off_changes:  # every change on this family (or none at all): undefined
+                    ratios = None
+                    break
+                ratios.append((changes / pairs) / (off_changes / off_pairs))
+            out[p] = max(ratios) if ratios else None
         return out

@@ -4,7 +4,7 @@ of workflow/config/default.yaml. In the normal suite they run once as smoke test
     python -m pytest tests/test_benchmarks.py --benchmark-enable
 
 With measurements on, the last test checks issue 12's target: a 1-step FlowSeg prediction costs at
-most 1.5x a DeepLabV3+ prediction with the same encoder (ResNet-18)."""
+most 1.5x a DeepLabV3+ prediction with the same encoder (ResNet-18), timed interleaved."""
 
 from pathlib import Path
 
@@ -60,10 +60,24 @@ def test_predict(benchmark, batch, method, steps):
         MEDIANS[(method, steps)] = benchmark.stats.stats.median
 
 
-def test_one_step_flowseg_within_1_5x_deeplabv3plus():
-    """Runs after test_predict; only when it measured (``--benchmark-enable``)."""
+def test_one_step_flowseg_within_1_5x_deeplabv3plus(batch):
+    """Runs only with ``--benchmark-enable``. The two predictions alternate, 30 rounds, and the ratio
+    is of their medians: a machine whose speed drifts (a shared VM) moves both alike, where
+    timing one model after the other (test_predict) measures them at different moments."""
     if ("flowseg", 1) not in MEDIANS or ("deeplabv3plus", 0) not in MEDIANS:
         pytest.skip("speed targets are checked only with --benchmark-enable")
-    ratio = MEDIANS[("flowseg", 1)] / MEDIANS[("deeplabv3plus", 0)]
-    print(f"1-step FlowSeg / DeepLabV3+ prediction time: {ratio:.2f}")
+    import statistics
+    import time
+
+    models = {"deeplabv3plus": (build("deeplabv3plus").eval(), {}), "flowseg": (build("flowseg").eval(), {"steps": 1})}
+    times = {name: [] for name in models}
+    with torch.no_grad():
+        for round_ in range(33):
+            for name, (model, options) in models.items():
+                start = time.perf_counter()
+                model.predict(batch[0], **options)
+                if round_ >= 3:  # warm-up rounds
+                    times[name].append(time.perf_counter() - start)
+    ratio = statistics.median(times["flowseg"]) / statistics.median(times["deeplabv3plus"])
+    print(f"1-step FlowSeg / DeepLabV3+ prediction time (interleaved medians): {ratio:.2f}")
     assert ratio <= 1.5

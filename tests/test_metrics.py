@@ -93,11 +93,12 @@ def test_grid_artifacts_hand_computed_counts():
     pred = torch.tensor([[[0, 1, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]]])
     grid = GridArtifacts(periods=(2, 3))
     grid.update(pred)
-    # period 2: on pairs = columns 1|2 (3 rows) + rows 1|2 (4 columns); changes: 1 + 4 on, 1 + 1 off
-    # period 3: on pairs = columns 2|3 only, no change there
-    assert grid.counts() == {2: (7, 5, 10, 2), 3: (3, 0, 14, 7)}
+    # column pairs j = 0, 1, 2 (3 rows each): 1, 1, 0 changes; row pairs i = 0, 1 (4 columns each): 1, 4.
+    # period 2, family (j + 1) % 2: o = 0 holds columns 1|2 and rows 1|2 (7 pairs, 5 changes)
+    # period 3: o = 0 columns 2|3 (3, 0); o = 1 columns 0|1, rows 0|1 (7, 2); o = 2 columns 1|2, rows 1|2 (7, 5)
+    assert grid.counts() == {2: [(7, 5), (10, 2)], 3: [(3, 0), (7, 2), (7, 5)]}
     ratios = grid.ratios()
-    assert ratios[2] == pytest.approx((5 / 7) / (2 / 10)) and ratios[3] == 0.0
+    assert ratios[2] == pytest.approx((5 / 7) / (2 / 10)) and ratios[3] == pytest.approx((5 / 7) / (2 / 10))
 
 
 def block_predictions(size=128, batch=4, classes=5, block=8, noise=0.0, seed=0):
@@ -118,16 +119,26 @@ def test_grid_artifacts_find_blocks_and_not_noise():
     assert noise.ratios()[8] == pytest.approx(1.0, abs=0.1) and noise.ratios()[16] == pytest.approx(1.0, abs=0.1)
 
 
+def test_a_grid_at_any_offset_counts():
+    """Blocks whose grid starts 4 px in (as FlowSeg's shifted patch grid draws them) score as high as
+    blocks on the corner's grid; noise stays near 1."""
+    pred = block_predictions(size=136, noise=0.02)
+    shifted, corner = GridArtifacts(), GridArtifacts()
+    shifted.update(pred[:, 4:132, 4:132])
+    corner.update(pred[:, 8:136, 8:136])
+    assert shifted.ratios()[8] > 5 and shifted.ratios()[8] == pytest.approx(corner.ratios()[8], rel=0.2)
+
+
 def test_grid_artifacts_edge_cases():
     stripe = torch.zeros(2, 32, 32, dtype=torch.long)
-    stripe[..., 5:] = 1  # one boundary, between columns 4 and 5: off every grid
+    stripe[..., 5:] = 1  # one boundary: a single line holds every change, nothing to compare it with
     grid = GridArtifacts()
     grid.update(stripe)
-    assert grid.ratios() == {8: 0.0, 16: 0.0}
+    assert grid.ratios() == {8: None, 16: None}
     blocks = GridArtifacts()
     blocks.update(block_predictions(block=16))  # changes only on the grid lines: nothing to divide by
     assert blocks.ratios() == {8: None, 16: None}
     small = GridArtifacts()
-    small.update(torch.randint(0, 3, (1, 5, 5)))  # no on-grid pair at all
+    small.update(torch.randint(0, 3, (1, 5, 5)))  # narrower than a period
     assert small.ratios() == {8: None, 16: None}
     assert GridArtifacts().ratios() == {8: None, 16: None}

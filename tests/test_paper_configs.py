@@ -92,6 +92,6 @@ def test_weights_placeholder_expands_from_the_environment(monkeypatch, tmp_path)
     from genseg.experiments import fill_placeholders
 
     monkeypatch.setenv("GENSEG_WEIGHTS", str(tmp_path))
-    assert fill_placeholders({"a": ["{weights}/mit_b2.imagenet.safetensors"]}, "runs", 0) == {"a": [f"{tmp_path}/mit_b2.safetensors"]}
+    assert fill_placeholders({"a": ["{weights}/mit_b2.imagenet.safetensors"]}, "runs", 0) == {"a": [f"{tmp_path}/mit_b2.imagenet.safetensors"]}
     monkeypatch.delenv("GENSEG_WEIGHTS")
     assert fill_placeholders("{weights}/x", "runs", 0).endswith(".cache/genseg/weights/x")
