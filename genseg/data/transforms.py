@@ -43,13 +43,19 @@ def random_resize(image, label, rng, scale_range):
     return image, label
 
 
-def random_crop(image, label, rng, crop):
+def pad_to_crop(image, label, crop):
+    """Pad bottom and right to at least ``crop`` x ``crop``: image with 0, label with the ignore index."""
     h, w = label.shape
     ph, pw = max(0, crop - h), max(0, crop - w)
     if ph or pw:
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
         label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
-        h, w = label.shape
+    return image, label
+
+
+def random_crop(image, label, rng, crop):
+    image, label = pad_to_crop(image, label, crop)
+    h, w = label.shape
     top = int(rng.integers(0, h - crop + 1))
     left = int(rng.integers(0, w - crop + 1))
     return image[top : top + crop, left : left + crop], label[top : top + crop, left : left + crop]
@@ -116,12 +122,8 @@ def keep_ratio_resize(image, label, scale):
 def cat_max_crop(image, label, rng, crop, cat_max_ratio=0.75, tries=10):
     """mmseg's RandomCrop: pad (ignore) to the crop, then redraw the window up to ``tries`` times
     while one class covers more than ``cat_max_ratio`` of its labelled pixels (or only one class is in it)."""
+    image, label = pad_to_crop(image, label, crop)
     h, w = label.shape
-    ph, pw = max(0, crop - h), max(0, crop - w)
-    if ph or pw:
-        image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
-        label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
-        h, w = label.shape
 
     def draw():
         top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
