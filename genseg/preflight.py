@@ -16,7 +16,7 @@ from .data.sources import is_taxonomy
 from .weights import load_manifest, source_text, weights_dir
 
 # Run-config keys (under ``model``) that name a local file or folder the run reads.
-PATH_KEYS = ("pretrained_file", "weights_file", "posterior_file", "pixnerd_file", "repa_file", "init_file", "pretrained_dir")
+PATH_KEYS = ("pretrained_file", "weights_file", "posterior_file", "pixnerd_file", "repa_file", "init_file", "pretrained_dir", "backbone_file")
 # Where each real dataset is published (the datasets' home pages; some need a registration).
 DATASET_SOURCES = {
     "ade20k": "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip (MIT Scene Parsing)",

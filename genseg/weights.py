@@ -19,7 +19,7 @@ WEIGHTS_ENV = "GENSEG_WEIGHTS"
 DEFAULT_DIR = "~/.cache/genseg/weights"
 MANIFEST = Path(__file__).with_name("weights_manifest.yaml")
 # Run-config keys (under ``model``) whose value may name a pretrained file.
-FILE_KEYS = ("pretrained_file", "posterior_file", "pixnerd_file", "repa_file")
+FILE_KEYS = ("pretrained_file", "posterior_file", "pixnerd_file", "repa_file", "backbone_file")
 # Classifier keys an smp encoder's ImageNet file may carry and the encoder lacks (as
 # genseg.methods.baselines.HEAD_PREFIXES; not imported, to keep this module free of torch).
 HEAD_PREFIXES = ("fc.", "head.", "classifier.", "incre_modules.", "downsamp_modules.", "final_layer.")

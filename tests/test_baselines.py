@@ -311,7 +311,7 @@ def test_paper_configs_mirror_paper_models_and_validate(config):
     assert workflow["dataset"]["root"] == ""
     for name, experiment in workflow["experiments"].items():
         if name in PAPER_MODELS:  # the baselines; GSS and FlowSeg rows describe their own models
-            assert {k: v for k, v in experiment["model"].items() if k != "pretrained_file"} == PAPER_MODELS[name], name
+            assert {k: v for k, v in experiment["model"].items() if k not in ("pretrained_file", "backbone_file")} == PAPER_MODELS[name], name
     runs = run_configs(workflow, Path("/nonexistent"))  # strict checks; the data is not read
     assert len(runs) == len(workflow["experiments"]) * len(workflow["seeds"])
 

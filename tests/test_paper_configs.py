@@ -47,7 +47,7 @@ def test_paper_config_is_strict_and_names_pretrained_files_by_placeholder(path, 
     text = path.read_text()
     for cfg in runs.values():
         assert not cfg.smoke and cfg.data.pipeline == "mmseg" and cfg.data.cat_max_ratio == 0.75
-        for key in ("pretrained_file", "pixnerd_file", "posterior_file"):
+        for key in ("pretrained_file", "pixnerd_file", "posterior_file", "backbone_file"):
             value = cfg.model.options.get(key, "")
             assert not value or value.startswith("/weights/") or "/runs/" in value or value.startswith("runs/"), (cfg.name, key, value)
     for line in text.splitlines():  # every recipe row cites where its value comes from

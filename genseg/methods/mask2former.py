@@ -13,7 +13,9 @@ weights as the paper: classes 2, mask BCE 5, dice 5, "no object" 0.1.
 N(0, 1) query embeddings), so no re-initialisation is needed, unlike MaskFormer.
 
 Weights: random by default; ``pretrained_dir`` names a local ``save_pretrained`` folder
-(config.json + model.safetensors) read with ``from_pretrained(dir, local_files_only=True)``.
+(config.json + model.safetensors) read with ``from_pretrained(dir, local_files_only=True)``;
+``backbone_file`` a timm ``swin_*`` safetensors file for the Swin backbone only
+(:func:`.maskformer.load_backbone_file`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from .maskformer import (
     MaskFormer,
     check_swin_and_decoder,
+    load_backbone_file,
     load_pretrained_dir,
     swin_config,
 )
@@ -54,6 +57,7 @@ class Mask2FormerOptions:
     train_num_points: int = 1024  # 12544 (112 x 112) in the paper
     no_object_weight: float = 0.1
     pretrained_dir: str = ""
+    backbone_file: str = ""  # timm swin_* safetensors, e.g. "{weights}/swin_tiny_patch4_window7_224.ms_in1k.safetensors"
 
     def check(self) -> None:
         check_swin_and_decoder(self)
@@ -98,7 +102,10 @@ class Mask2Former(MaskFormer):
         config = mask2former_config(options, num_classes)
         if options.pretrained_dir:
             return load_pretrained_dir(options.pretrained_dir, config, Mask2FormerForUniversalSegmentation, "Mask2Former")
-        return Mask2FormerForUniversalSegmentation(config)
+        net = Mask2FormerForUniversalSegmentation(config)
+        if options.backbone_file:
+            load_backbone_file(net.model.pixel_level_module.encoder, options.backbone_file)
+        return net
 
     def predictions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, torch.Tensor]]]:
         """Class and mask logits after the last layer, and the earlier ones' (auxiliary), as the library's forward."""

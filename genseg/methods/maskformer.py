@@ -15,11 +15,15 @@ class and mask, a constant map; :func:`official_init`), and its deep-supervision
 (:meth:`MaskFormer.predictions`). :mod:`.mask2former` reuses this module's pieces.
 
 Weights: random by default; ``pretrained_dir`` names a local ``save_pretrained`` folder
-(config.json + model.safetensors) read with ``from_pretrained(dir, local_files_only=True)``.
+(config.json + model.safetensors) read with ``from_pretrained(dir, local_files_only=True)``;
+``backbone_file`` names a local safetensors file of a timm ``swin_*`` classifier (e.g. the
+manifest's ImageNet-1k Swin-T) loaded into the Swin backbone only, by the explicit key map
+:func:`timm_swin_to_hf` (:func:`load_backbone_file`), the rest random as in the official code.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +57,7 @@ class MaskFormerOptions:
     deep_supervision: bool = False  # the paper: true (a loss on every decoder layer)
     no_object_weight: float = 0.1
     pretrained_dir: str = ""
+    backbone_file: str = ""  # timm swin_* safetensors, e.g. "{weights}/swin_tiny_patch4_window7_224.ms_in1k.safetensors"
 
     def check(self) -> None:
         check_swin_and_decoder(self)
@@ -62,6 +67,9 @@ class MaskFormerOptions:
 
 def check_swin_and_decoder(options) -> None:
     """Checks shared with Mask2Former: four Swin stages whose widths the heads divide, decoder heads likewise."""
+    if options.backbone_file and options.pretrained_dir:
+        raise ValueError("model.backbone_file and model.pretrained_dir exclude each other: pretrained_dir holds the whole "
+                         f"model, backbone included (got backbone_file={options.backbone_file!r}, pretrained_dir={options.pretrained_dir!r})")
     if len(options.depths) != 4 or len(options.num_heads) != 4:
         raise ValueError(f"model.depths and model.num_heads need 4 values (one per Swin stage), got {options.depths}, {options.num_heads}")
     for stage, heads in enumerate(options.num_heads):
@@ -140,6 +148,124 @@ def load_pretrained_dir(path: str, config, model_class=None, name: str = "MaskFo
     return net
 
 
+# ---------------------------------------------------------------------------- timm Swin backbone files
+
+# timm block-relative names -> transformers MaskFormerSwin names (qkv is split separately).
+_TIMM_BLOCK = {
+    "norm1": "layernorm_before",
+    "attn": "attention.self",  # relative_position_bias_table
+    "attn.proj": "attention.output.dense",
+    "norm2": "layernorm_after",
+    "mlp.fc1": "intermediate.dense",
+    "mlp.fc2": "output.dense",
+}
+_TIMM_TOP = {"patch_embed.proj": "model.embeddings.patch_embeddings.projection", "patch_embed.norm": "model.embeddings.norm",
+             "norm": "model.layernorm"}
+_TIMM_SKIP = ("relative_position_index", "attn_mask")  # buffers, rebuilt from the options
+# MaskFormerSwin names -> transformers' generic Swin (Mask2Former's SwinBackbone).
+_TO_SWIN = [("attention.self.query.", "attention.q_proj."), ("attention.self.key.", "attention.k_proj."),
+            ("attention.self.value.", "attention.v_proj."), ("attention.output.dense.", "attention.o_proj."),
+            ("attention.self.relative_position_bias_table", "attention.relative_position_bias.relative_position_bias_table"),
+            ("intermediate.dense.", "mlp.fc1."), ("output.dense.", "mlp.fc2.")]
+
+
+def _timm_swin_key(key: str) -> list[str]:
+    """The transformers MaskFormerSwin name(s) of timm key ``key`` (three for a fused qkv; [] if dropped).
+
+    Unknown keys come back unchanged, so a strict load reports them as unexpected.
+    """
+    if key.startswith("head.") or key.rsplit(".", 1)[-1] in _TIMM_SKIP:
+        return []  # the ImageNet classifier; buffers
+    module, _, param = key.rpartition(".")
+    if module in _TIMM_TOP:
+        return [f"{_TIMM_TOP[module]}.{param}"]
+    if m := re.fullmatch(r"layers\.(\d+)\.downsample\.(reduction|norm)", module):
+        stage = int(m[1])  # timm merges patches at the start of stages 1..3, transformers at the end of 0..2
+        return [f"model.encoder.layers.{stage - 1}.downsample.{m[2]}.{param}"] if stage > 0 else [key]
+    if m := re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.(.+)", module):
+        block = f"model.encoder.layers.{m[1]}.blocks.{m[2]}"
+        if m[3] == "attn.qkv":
+            return [f"{block}.attention.self.{part}.{param}" for part in ("query", "key", "value")]
+        if m[3] in _TIMM_BLOCK and (m[3] != "attn" or param == "relative_position_bias_table"):
+            return [f"{block}.{_TIMM_BLOCK[m[3]]}.{param}"]
+    return [key]
+
+
+def timm_swin_to_hf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A timm ``swin_*`` state dict in transformers' ``MaskFormerSwinBackbone`` names.
+
+    ``patch_embed.proj/norm`` -> ``model.embeddings.patch_embeddings.projection`` / ``model.embeddings.norm``;
+    ``layers.i.blocks.j.``: ``norm1/norm2`` -> ``layernorm_before/after``, fused ``attn.qkv`` (rows q, k, v)
+    -> ``attention.self.query/key/value``, ``attn.proj`` -> ``attention.output.dense``,
+    ``attn.relative_position_bias_table`` -> ``attention.self.relative_position_bias_table``,
+    ``mlp.fc1/fc2`` -> ``intermediate.dense`` / ``output.dense``; ``layers.i.downsample`` (timm: start
+    of stage i) -> ``model.encoder.layers.{i-1}.downsample`` (transformers: end of stage i-1; same
+    2x2 concatenation order); the final ``norm`` -> ``model.layernorm`` (the backbone's feature maps
+    do not use it: they go through the per-stage ``hidden_states_norms``, which the ImageNet file
+    lacks and which stay at their init, like the official code's new ``norm{i}`` layers).
+    Dropped: ``head.*`` (the ImageNet classifier) and the ``relative_position_index`` / ``attn_mask``
+    buffers. Unknown keys are kept as they are (a strict load reports them).
+    """
+    out = {}
+    for key, value in state.items():
+        names = _timm_swin_key(key)
+        parts = value.chunk(3, dim=0) if len(names) == 3 else [value]
+        out.update(zip(names, parts))
+    return out
+
+
+def _swin_names(key: str) -> str:
+    key = "swin." + key.removeprefix("model.") if key.startswith("model.") else key
+    for old, new in _TO_SWIN:
+        key = key.replace(old, new)
+    return key
+
+
+def load_backbone_file(backbone: nn.Module, path: str) -> None:
+    """Copies the timm ``swin_*`` safetensors file ``path`` (``model.backbone_file``) into ``backbone``, strictly.
+
+    ``backbone`` is a transformers MaskFormerSwinBackbone (MaskFormer) or SwinBackbone
+    (Mask2Former). Every parameter but the per-stage ``hidden_states_norms`` (not in an ImageNet
+    file) must come from the file with its shape, and every mapped file tensor must have a place:
+    else a ValueError naming the option, the file and the first offending key.
+    """
+    from transformers import SwinBackbone
+
+    file = Path(path).expanduser()
+    what = 'a safetensors file of a timm swin_* backbone, e.g. "{weights}/swin_tiny_patch4_window7_224.ms_in1k.safetensors"'
+    if not file.is_file():
+        raise FileNotFoundError(f"model.backbone_file {file} does not exist; expected {what}")
+    if file.suffix != ".safetensors":
+        raise ValueError(f"model.backbone_file {file} is not a .safetensors file (pickles are not read); expected {what}")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"model.backbone_file {file} could not be read ({err}); expected {what}") from None
+    source = {new: old for old in state for new in _timm_swin_key(old)}
+    mapped = timm_swin_to_hf(state)
+    if isinstance(backbone, SwinBackbone):
+        source = {_swin_names(k): v for k, v in source.items()}
+        mapped = {_swin_names(k): v for k, v in mapped.items()}
+    buffers = {name for name, _ in backbone.named_buffers()}
+    target = {k: v for k, v in backbone.state_dict().items() if k not in buffers and not k.startswith("hidden_states_norms.")}
+    problems = []
+    for key, param in target.items():
+        if key not in mapped:
+            problems.append(f"{key}: expected shape {tuple(param.shape)}, found none (missing from the file)")
+        elif mapped[key].shape != param.shape:
+            problems.append(f"{key} (file: {source[key]}): expected shape {tuple(param.shape)}, found {tuple(mapped[key].shape)}")
+    problems += [f"{source[k]} (as {k}): expected none (unexpected key), found shape {tuple(v.shape)}" for k, v in mapped.items() if k not in target]
+    if problems:
+        raise ValueError(f"model.backbone_file {file} does not fit the model's Swin backbone (embed_dim, depths, num_heads, "
+                         f"window_size): {len(problems)} missing, unexpected or mismatched keys; first: {problems[0]}")
+    with torch.no_grad():
+        for key, param in target.items():
+            param.copy_(mapped[key])
+
+
 @torch.no_grad()
 def official_init(net: MaskFormerForInstanceSegmentation) -> None:
     """The official MaskFormer's initialisation of the transformer predictor.
@@ -183,6 +309,8 @@ class MaskFormer(SegmentationMethod):
 
         net = MaskFormerForInstanceSegmentation(config)
         official_init(net)
+        if options.backbone_file:
+            load_backbone_file(net.model.pixel_level_module.encoder, options.backbone_file)
         return net
 
     def targets(self, labels: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
