@@ -38,7 +38,11 @@ if config.get("only"):
     config.update(select_experiments(config, config["only"]))
 # Ablation files add experiments (ablations/<name>.yaml; genseg.ablations explains them).
 ABLATIONS_DIR = Path(workflow.basedir, config.get("ablations_dir", "ablations"))
-ABLATIONS = [a for a in load_ablations(ABLATIONS_DIR) if a.base in config["experiments"] or not config.get("only")]
+ABLATIONS = [
+    a
+    for a in load_ablations(ABLATIONS_DIR)
+    if a.base in config["experiments"] or not config.get("only")
+]
 EXPANDED, ABLATION_ROWS = expand(config, ABLATIONS)
 ABLATION_EXPERIMENTS = set(EXPANDED["experiments"]) - set(config["experiments"])
 # Run configs are resolved and checked now, so a typo fails before any job starts.
