@@ -45,7 +45,7 @@ class FlowSegOptions(ObjectiveOptions):
     output_stride: int = 32  # the encoder's (16: dilated last stage, as DeepLabV3+'s)
     pretrained_file: str = ""
     pixel_features: int = 32
-    field_overlap: int = 0  # the neural field also runs this many pixels into each neighbour, blended (our addition: no seams)
+    field_overlap: int = 0  # the neural field also runs this many pixels into each neighbour, blended (our addition: softer seams)
     grid_shift: bool = False  # the patch grid moves by half a patch on every other step and training batch (our addition)
     flow_stride: int = 1  # the flow runs at 1/stride of the image resolution, upsampled (bilinear) to it
     repa_weight: float = 0.0

@@ -14,8 +14,10 @@ columns of ``x_embedder`` (per-pixel image features); loading a release zero-fil
 (``weights.py``), so the pretrained model computes the same function at step 0. One addition
 changes no weights: with ``overlap`` m > 0 each patch's neural field also runs m pixels into its
 neighbours (DCT positions extended past [0, 1]) and the overlapping windows are blended by
-linear ramps (:func:`blend_weights`), which removes the seams a per-patch field draws on the
-patch grid; m = 0 is the release's computation.
+linear ramps (:func:`blend_weights`), which softens the seams a per-patch field draws on the
+patch grid; m = 0 is the release's computation. ``grid_offset`` (oy, ox) lays the patch grid
+from (oy, ox) instead of the corner (the input replicate-padded, the output cropped: FlowSeg's
+``grid_shift``).
 """
 
 from __future__ import annotations
