@@ -58,7 +58,7 @@ def cmd_train(args) -> None:
     from .engine.train import train
 
     cfg = load_run_config(args.config)
-    record = train(cfg, Path(args.run_dir) if args.run_dir else Path(args.config).parent)
+    record = train(cfg, Path(args.run_dir) if args.run_dir else Path(args.config).parent, gpus=args.gpus)
     print(json.dumps({k: record[k] for k in ("run_id", "final_val_miou", "train_images_per_s", "wall_seconds")}))
 
 
@@ -67,13 +67,13 @@ def cmd_evaluate(args) -> None:
 
     if args.plan:
         plan = [(domain, options) for domain, options in json.loads(args.plan)]
-        print(evaluate_plan(args.run_dir, args.split, plan, args.out_dir, device=args.device))
+        print(evaluate_plan(args.run_dir, args.split, plan, args.out_dir, device=args.device, gpus=args.gpus))
         return
     if not args.out:
         raise SystemExit("genseg evaluate: give --out (one evaluation) or --plan with --out-dir")
     record = evaluate_run(
         args.run_dir, args.split, args.domains.split(",") if args.domains else [], args.out,
-        predict_options=_options(args.option), device=args.device,
+        predict_options=_options(args.option), device=args.device, gpus=args.gpus,
     )
     print(json.dumps({"run_id": record["run_id"], "split": args.split, "miou": record["scores"]["miou"]}))
 
@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one run (resumes from its checkpoint)")
     p.add_argument("config", help="run config YAML")
     p.add_argument("--run-dir", default="", help="default: the config's folder")
+    p.add_argument("--gpus", type=int, default=None,
+                   help="devices this job may use (the workflow passes its `gpu` resource); more than visible is an error. "
+                        "With device auto and more devices visible, the job locks free ones (genseg.devices)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on one split")
@@ -213,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="", help="with --plan: writes <domain>/<variant>.json and index.json here")
     p.add_argument("--option", action="append", default=[], help="predict option key=value (repeatable, or comma-joined)")
     p.add_argument("--device", default=None)
+    p.add_argument("--gpus", type=int, default=None,
+                   help="devices this job may use (the workflow passes its `gpu` resource); more than visible is an error. "
+                        "With device auto and more devices visible, the job locks free ones (genseg.devices)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("aggregate", help="metrics JSONs -> one tidy CSV")

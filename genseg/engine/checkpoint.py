@@ -1,7 +1,9 @@
 """Checkpoints: tensors in safetensors, everything else in JSON; both written atomically.
 
 ``<stem>.safetensors`` holds ``model.*``, ``ema.*`` (the EMA copy of the weights, when the
-run keeps one) and ``optim.<param>.<name>`` tensors and the torch RNG state; ``<stem>.json``
+run keeps one) and ``optim.<param>.<name>`` tensors, the torch CPU RNG state and, when the model
+is on an accelerator, that device's RNG state (``rng.accelerator``, its device type in the
+metadata; restored into the device the resumed run uses); ``<stem>.json``
 holds the step, the optimizer's param groups, the scheduler and the numpy/python RNG states.
 The JSON is written last and names the step stored in the safetensors metadata, so a pair
 torn by a crash is detected on load. Nothing here unpickles.
@@ -48,8 +50,15 @@ def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, ema=N
         for name, value in state.items():
             tensors[f"optim.{param_id}.{name}"] = torch.as_tensor(value).detach().contiguous().cpu()
     tensors["rng.torch"] = torch.get_rng_state()
+    metadata = {"step": str(step)}
+    device = _device_of(model)
+    if device.type != "cpu":
+        module = torch.get_device_module(device.type)
+        if hasattr(module, "get_rng_state"):
+            tensors["rng.accelerator"] = module.get_rng_state(device).contiguous().cpu()
+            metadata["rng_accelerator"] = device.type
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
-        save_file(tensors, str(tmp), metadata={"step": str(step)})
+        save_file(tensors, str(tmp), metadata=metadata)
     np_state = np.random.get_state()
     write_json(
         stem.with_suffix(".json"),
@@ -71,7 +80,8 @@ def load_checkpoint(stem: Path, *, model, optimizer, scheduler, ema=None) -> dic
     state = json.loads(stem.with_suffix(".json").read_text())
     weights = stem.with_suffix(".safetensors")
     with safe_open(str(weights), framework="pt") as f:
-        stored_step = int(f.metadata()["step"])
+        metadata = f.metadata()
+        stored_step = int(metadata["step"])
     if stored_step != state["step"]:
         raise RuntimeError(f"{weights} is from step {stored_step} but {stem.with_suffix('.json')} says {state['step']}")
     tensors = load_file(str(weights))
@@ -87,10 +97,23 @@ def load_checkpoint(stem: Path, *, model, optimizer, scheduler, ema=None) -> dic
     optimizer.load_state_dict(opt_state)
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
+    device = _device_of(model)
+    # The accelerator's RNG, when saved from the same kind of device (older checkpoints have none).
+    if "rng.accelerator" in tensors and metadata.get("rng_accelerator") == device.type != "cpu":
+        module = torch.get_device_module(device.type)
+        if hasattr(module, "set_rng_state"):
+            module.set_rng_state(tensors["rng.accelerator"], device)
     random.setstate(_tuplify(state["rng"]["python"]))
     kind, keys, *rest = state["rng"]["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
     return state
+
+
+def _device_of(model) -> torch.device:
+    """The device of the model's first parameter (or buffer); the CPU for an empty model."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _listify(value):

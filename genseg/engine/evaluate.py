@@ -25,7 +25,8 @@ from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, GridArtifacts, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
-from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
+from ..devices import claim_device
+from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
 def same_size_batches(items: list[dict]):
@@ -119,10 +120,12 @@ def predict_split(
     return out
 
 
-def load_trained(run_dir: Path, device: str | None = None):
-    """(config, model on its device, device) of a trained run (``config.yaml`` + ``model.safetensors``)."""
+def load_trained(run_dir: Path, device: str | None = None, gpus: int | None = None):
+    """(config, model on its device, device) of a trained run (``config.yaml`` + ``model.safetensors``).
+
+    ``gpus``: devices the job asks for (genseg.devices: checked, a free slot taken, before loading)."""
     cfg = load_run_config(run_dir / "config.yaml")
-    dev = resolve_device(device or cfg.device)
+    dev = claim_device(device or cfg.device, gpus)
     model = build_method(cfg.model, model_num_classes(cfg.data), IGNORE_INDEX)
     load_weights(run_dir / "model.safetensors", model)
     return cfg, model.to(dev), dev
@@ -198,24 +201,26 @@ def evaluate_run(
     predict_options: dict | None = None,
     device: str | None = None,
     progress: bool = True,
+    gpus: int | None = None,
 ) -> dict:
     """Evaluate a trained run on one split of one domain (or all, for ``[]``); writes ``out`` (.json) and its .npz."""
     run_dir = Path(run_dir)
     if len(domains) > 1:
         raise ValueError(f"evaluate one domain at a time, got {domains}")
-    cfg, model, dev = load_trained(run_dir, device)
+    cfg, model, dev = load_trained(run_dir, device, gpus)
     return evaluate_loaded(cfg, model, dev, run_dir.name, split, domains[0] if domains else "", Path(out), predict_options, progress,
                            budget=training_budget(cfg, run_dir))
 
 
-def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]], out_dir: str | Path, device: str | None = None) -> Path:
+def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]], out_dir: str | Path, device: str | None = None,
+                  gpus: int | None = None) -> Path:
     """Evaluate one run on several (domain, predict options) pairs with the model loaded once.
 
     Writes ``<out_dir>/<domain>/<variant>.json`` (+ .npz) per pair, then ``<out_dir>/index.json``
     listing them (relative paths), last, so a complete index means complete results.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    cfg, model, dev = load_trained(run_dir, device)
+    cfg, model, dev = load_trained(run_dir, device, gpus)
     written, specs, budget = [], {}, training_budget(cfg, run_dir)
     for domain, options in plan:
         if domain not in specs:  # list each domain's files once, whatever the number of variants

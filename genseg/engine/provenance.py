@@ -67,6 +67,12 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _held_slots() -> list[int]:
+    from ..devices import held_slots
+
+    return held_slots()
+
+
 def provenance(config_hash: str, seed: int, device: torch.device) -> dict:
     return {
         "git_commit": git_commit(),
@@ -74,6 +80,7 @@ def provenance(config_hash: str, seed: int, device: torch.device) -> dict:
         "seed": seed,
         "device": str(device),
         "device_name": device_name(device),
+        "device_slots": _held_slots(),  # the slots this job locked (genseg.devices); [] when it took none
         "host": platform.node(),
         "versions": versions(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

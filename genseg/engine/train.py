@@ -29,7 +29,8 @@ from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
-from .provenance import peak_memory_mb, provenance, reset_peak_memory, resolve_device
+from ..devices import claim_device
+from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
 class NonFiniteLossError(RuntimeError):
@@ -117,11 +118,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: RunConfig, run_dir: str | Path) -> dict:
+def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
+    device = claim_device(cfg.device, gpus)  # devices: checks the request, takes a free slot (before any compute)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / "config.yaml", cfg.to_dict())
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 
     # Data: the train stream is endless and deterministic in (seed, position).

@@ -24,4 +24,4 @@ rule evaluate:
         plan=eval_plan_json,
     shell:
         "OMP_NUM_THREADS={threads} genseg evaluate {params.run_dir} --split {wildcards.split}"
-        " --plan {params.plan:q} --out-dir {params.out_dir} > {log} 2>&1"
+        " --plan {params.plan:q} --out-dir {params.out_dir} --gpus {resources.gpu} > {log} 2>&1"

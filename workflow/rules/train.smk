@@ -2,6 +2,8 @@
 # GSS's stages are the same command under their own names: posterior_learning trains the
 # VQ-VAE (frozen afterwards; first, as later runs wait on it), inverse_stage trains a maskige
 # inverse with all before it frozen.
+# Train and evaluate pass their `gpu` resource as --gpus: the job checks it against the visible
+# devices and locks free ones (genseg.devices), so concurrent jobs get distinct GPUs.
 
 
 rule run_config:
@@ -39,7 +41,7 @@ rule train:
         runtime=config["resources"]["train_runtime_min"],
         gpu=config["resources"]["gpus_per_job"],
     shell:
-        "OMP_NUM_THREADS={threads} genseg train {input.config} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} genseg train {input.config} --gpus {resources.gpu} > {log} 2>&1"
 
 
 use rule train as posterior_learning with:
