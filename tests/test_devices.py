@@ -123,6 +123,9 @@ def test_more_gpus_than_visible_is_named_before_training(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert "resources.gpus_per_job" in err and f"asks for {gpus} device(s) but {visible}" in err
     assert not (tmp_path / "run").exists()  # nothing started (the data root does not even exist)
+    # evaluate: the same check, before the model is loaded (this run has none)
+    assert main(["evaluate", str(tmp_path / "cfg"), "--out", str(tmp_path / "e.json"), "--gpus", str(gpus)]) == 2
+    assert "resources.gpus_per_job" in capsys.readouterr().err and not (tmp_path / "e.json").exists()
 
 
 def test_bad_device_count_override_is_named(monkeypatch):
