@@ -20,12 +20,12 @@ from ..config import load_run_config
 from ..data.base import IGNORE_INDEX, SegmentationDataset
 from ..data.sources import eval_spec, model_num_classes
 from ..data.taxonomy import converted_predictions
+from ..devices import claim_device
 from ..io import atomic_path, write_json
 from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, GridArtifacts, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
-from ..devices import claim_device
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 

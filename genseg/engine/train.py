@@ -25,11 +25,11 @@ from ..config import RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
 from ..data.sources import train_spec as load_train_spec
 from ..data.transforms import train_transform
+from ..devices import claim_device
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
-from ..devices import claim_device
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
