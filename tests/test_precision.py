@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from genseg.config import ConfigError
 from genseg.engine import train as train_module
+from genseg.engine.evaluate import evaluate_run
 from genseg.engine.precision import autocast, check_precision
 from genseg.engine.train import train
 from genseg.methods import build_method
@@ -46,9 +47,27 @@ def test_bf16_loss_curve_follows_fp32(tiny_config, tmp_path):
     assert bf16 != fp32
 
 
-def test_train_in_bf16_channels_last_records_precision(tmp_path, tiny_synthetic, tiny_config):
+def test_train_in_bf16_channels_last_records_precision(tmp_path, tiny_synthetic, tiny_config, monkeypatch):
+    """The loss, the validation and the evaluation run under bf16 autocast, the loss on channels_last
+    inputs; the record says bf16."""
+    seen = []
+
+    def spy(original):
+        def wrapped(self, images, *args, **kwargs):
+            seen.append((original.__name__, torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"),
+                         images.is_contiguous(memory_format=torch.channels_last)))
+            return original(self, images, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(PixelClassifier, "training_loss", spy(PixelClassifier.training_loss))
+    monkeypatch.setattr(PixelClassifier, "predict", spy(PixelClassifier.predict))
     cfg = tiny_config(tiny_synthetic, optim__iterations=2, train__precision="bf16", train__channels_last=True)
     record = train(cfg, tmp_path / "run")
+    assert {(name, dtype) for name, dtype, _ in seen} == {("training_loss", torch.bfloat16), ("predict", torch.bfloat16)}
+    assert all(last for name, _, last in seen if name == "training_loss")
+    seen.clear()
+    evaluate_run(tmp_path / "run", "test", ["shifted"], tmp_path / "run" / "eval" / "test.json", progress=False)
+    assert seen and all(dtype == torch.bfloat16 for _, dtype, _ in seen)  # evaluated as trained
     saved = json.loads((tmp_path / "run" / "train_metrics.json").read_text())
     assert record["precision"] == saved["precision"] == "bf16"
     assert saved["accumulate"] == 1 and saved["effective_batch_size"] == 4
