@@ -126,3 +126,12 @@ def test_accumulating_two_micro_batches_is_one_double_batch(tmp_path, tiny_synth
     single = train(tiny_config(tiny_synthetic, **common, data__batch_size=2), tmp_path / "single")
     c = load_file(str(tmp_path / "single" / "model.safetensors"))
     assert single["effective_batch_size"] == 2 and max((a[k] - c[k]).abs().max().item() for k in a) > 1e-4
+
+
+def test_train_in_fp16_scales_the_loss_and_checkpoints_the_scaler(tmp_path, tiny_synthetic, tiny_config):
+    """fp16 (CPU autocast supports it): GradScaler, unscaled before clipping; its state is in the checkpoint."""
+    cfg = tiny_config(tiny_synthetic, optim__iterations=2, optim__grad_clip=1.0, train__precision="fp16")
+    record = train(cfg, tmp_path / "run")
+    state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert record["precision"] == "fp16" and state["scaler"]["scale"] > 0
+    assert record["final_train_loss"] == record["final_train_loss"]  # finite, not NaN
