@@ -81,7 +81,12 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """Logging, validation and checkpoint cadence (in iterations; 0 disables); ``ema_decay`` > 0
-    keeps an exponential moving average of the weights, validated, evaluated and saved in their place."""
+    keeps an exponential moving average of the weights, validated, evaluated and saved in their place.
+
+    ``precision``: ``fp32`` (the default, CPU results unchanged), ``bf16`` (autocast; the
+    recommended setting on GPUs, paper configs may set it) or ``fp16`` (autocast + GradScaler).
+    ``tf32``: TF32 matmuls and convolutions on CUDA devices (ignored elsewhere). ``accumulate``:
+    micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step)."""
 
     ema_decay: float = 0.0
     log_every: int = 10
@@ -89,6 +94,13 @@ class TrainConfig:
     val_max_images: int = 100
     checkpoint_every: int = 100
     progress: bool = True
+    precision: str = "fp32"
+    tf32: bool = True
+    channels_last: bool = False
+    accumulate: int = 1
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,10 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.resize must be [long, short] > 0, or [0, 0] for none; got {list(cfg.eval.resize)}")
     if not 0 <= cfg.train.ema_decay < 1:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {cfg.train.ema_decay!r}")
+    if cfg.train.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.train.precision!r}")
+    if cfg.train.accumulate < 1:
+        raise ConfigError(f"train.accumulate must be an integer >= 1 (micro-batches per optimizer step), got {cfg.train.accumulate!r}")
     lo, hi = cfg.data.scale_range
     if not 0 < lo <= hi:
         raise ConfigError(f"data.scale_range must be 0 < low <= high, got {cfg.data.scale_range!r}")

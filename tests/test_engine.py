@@ -176,3 +176,24 @@ def test_evaluation_records_the_training_budget(tmp_path, tiny_synthetic, tiny_c
     assert budget_text(budget) == "2 x 4 (+ upstream 2 x 4)"
     record = evaluate_run(tmp_path / "tiny-s0", "test", ["clean"], tmp_path / "e.json", progress=False)
     assert record["budget"] == budget
+
+
+def test_resume_with_gradient_accumulation_is_exact(tmp_path, tiny_synthetic, monkeypatch, tiny_config):
+    """train.accumulate 2: the loader resumes k x batch images per step further on, so an interrupted
+    run ends with the straight run's weights."""
+    cfg = tiny_config(tiny_synthetic, data__batch_size=2, train__accumulate=2)
+    train(cfg, tmp_path / "straight")
+
+    def stop(loss):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 6, stop)  # step 3's second micro-batch, after the step-2 checkpoint
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / "resumed")
+    assert json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())["step"] == 2
+    resumed = train(cfg, tmp_path / "resumed")
+    assert resumed["resumed_from"] == 2 and resumed["effective_batch_size"] == 4
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

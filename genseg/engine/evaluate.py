@@ -26,6 +26,7 @@ from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, GridArtifacts, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
+from .precision import autocast
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -160,11 +161,12 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
     spec, class_map = spec or eval_spec(cfg.data, split, domain)
     reset_peak_memory(dev)
     start = time.perf_counter()
-    result = predict_split(
-        model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True,
-        progress=progress, window=eval_window(cfg), class_map=class_map,
-        keep_samples=SAMPLES_PER_EVALUATION if not predict_options else 0,
-    )
+    with autocast(cfg.train.precision, dev):  # evaluated in the precision it was trained in
+        result = predict_split(
+            model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True,
+            progress=progress, window=eval_window(cfg), class_map=class_map,
+            keep_samples=SAMPLES_PER_EVALUATION if not predict_options else 0,
+        )
     wall = time.perf_counter() - start
     per_image = {**result.pop("per_image"), **result.pop("samples", {})}
     record = {

@@ -30,6 +30,7 @@ from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
+from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -87,12 +88,12 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float = 1.0, c
     return [{"params": groups[k], "lr": k[0], "weight_decay": k[1]} for k in order]
 
 
-def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
-    """AdamW or SGD (``optim.optimizer``) over :func:`param_groups`."""
+def build_optimizer(model: torch.nn.Module, optim, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW (``fused``: the fused kernel) or SGD (``optim.optimizer``) over :func:`param_groups`."""
     groups = param_groups(model, optim.weight_decay, optim.lr, optim.custom_keys, optim.decay_1d, optim.norm_decay_mult)
     if optim.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
-    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas)
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, fused=fused or None)
 
 
 class WeightEMA:
@@ -120,6 +121,9 @@ def seed_everything(seed: int) -> None:
 
 def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
     device = claim_device(cfg.device, gpus)  # devices: checks the request, takes a free slot (before any compute)
+    precision, k = cfg.train.precision, cfg.train.accumulate  # k micro-batches per optimizer step
+    check_precision(precision, device)
+    set_tf32(cfg.train.tf32, device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(run_dir / "config.yaml", cfg.to_dict())
@@ -134,7 +138,11 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
-    optimizer = build_optimizer(model, cfg.optim)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
+    if cfg.train.channels_last:
+        model = model.to(memory_format=memory_format)
+    optimizer = build_optimizer(model, cfg.optim, fused=fused_optimizer(device))
+    scaler = grad_scaler(precision, device)  # fp16 only; otherwise plain backward and step
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power, cfg.optim.min_lr / cfg.optim.lr)
     )
@@ -146,7 +154,10 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
     ckpt = run_dir / "checkpoint"
     start_step = 0
     if ckpt.with_suffix(".json").exists():
-        start_step = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module)["step"]
+        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module)
+        start_step = state["step"]
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
     curve_path = run_dir / "val_curve.csv"
     curve = _read_curve(curve_path, max_step=start_step)
 
@@ -154,7 +165,7 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
     loader = torch.utils.data.DataLoader(
         train_set,
         batch_size=batch,
-        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * batch),
+        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * k * batch),
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (dropout) resumable
@@ -168,28 +179,37 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
     bar = tqdm(range(start_step, total), initial=start_step, total=total, desc=cfg.name, disable=not cfg.train.progress)
     model.train()
     for step in bar:
-        tic = time.perf_counter()
-        data = next(batches)  # time waiting here is the loader's (all of its work with 0 workers)
-        images, labels = data["image"].to(device), data["label"].to(device)
-        data_seconds += time.perf_counter() - tic
-        tic = time.perf_counter()
-        loss, logs = model.training_loss(images, labels)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {step + 1} of run {cfg.name}; training stopped. "
-                f"The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
-            )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        losses = []
+        for _ in range(k):  # gradients summed over k micro-batches, each loss / k: their mean
+            tic = time.perf_counter()
+            data = next(batches)  # time waiting here is the loader's (all of its work with 0 workers)
+            images = data["image"].to(device, memory_format=memory_format)
+            labels = data["label"].to(device)
+            data_seconds += time.perf_counter() - tic
+            tic = time.perf_counter()
+            with autocast(precision, device):
+                loss, logs = model.training_loss(images, labels)  # logs: the last micro-batch's
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at step {step + 1} of run {cfg.name}; training stopped. "
+                    f"The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
+                )
+            scaler.scale(loss / k).backward()
+            train_seconds += time.perf_counter() - tic
+            images_seen += images.shape[0]
+            losses.append(loss.item())
+        tic = time.perf_counter()
         if cfg.optim.grad_clip > 0:
+            scaler.unscale_(optimizer)  # clip the true gradients (fp16)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         if ema:
             ema.update(model)
         train_seconds += time.perf_counter() - tic
-        images_seen += images.shape[0]
-        loss_value = loss.item()
+        loss_value = sum(losses) / k
         done = step + 1
 
         if cfg.train.log_every and done % cfg.train.log_every == 0:
@@ -200,16 +220,18 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
             writer.add_scalar("train/data_seconds_per_iter", data_seconds / (done - start_step), done)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if (cfg.train.val_every and done % cfg.train.val_every == 0) or done == total:
-            scores = predict_split(
-                evaluated, val_set, device, batch_size=cfg.eval.batch_size,
-                predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images, window=eval_window(cfg),
-            )["scores"]
+            with autocast(precision, device):  # validated as trained
+                scores = predict_split(
+                    evaluated, val_set, device, batch_size=cfg.eval.batch_size,
+                    predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images, window=eval_window(cfg),
+                )["scores"]
             model.train()
             writer.add_scalar("val/mIoU", scores["miou"], done)
             curve.append({"step": done, "val_miou": scores["miou"], "train_loss": loss_value, "wall_seconds": time.perf_counter() - wall_start})
             _write_curve(curve_path, curve)
         if (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0) or done == total:
-            save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module)
+            save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module,
+                            extra={"scaler": scaler.state_dict()} if scaler.is_enabled() else None)
     writer.close()
     _write_curve(curve_path, curve)  # also when there was nothing to train (iterations: 0)
 
@@ -231,6 +253,9 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
         "peak_memory_mb": peak_memory_mb(device),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "ema_decay": cfg.train.ema_decay,
+        "precision": precision,
+        "accumulate": k,
+        "effective_batch_size": k * batch,
         "pretrained": SMOKE_WEIGHTS if cfg.smoke else "",
         "provenance": provenance(cfg.hash(), cfg.seed, device),
     }

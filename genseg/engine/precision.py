@@ -1,0 +1,47 @@
+"""Mixed precision and device speed settings (``train.precision``, ``tf32``, fused AdamW), device-generic."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..config import ConfigError
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """ConfigError naming ``train.precision`` and the device when the device cannot run it."""
+    if precision == "fp32":
+        return
+    if not torch.amp.is_autocast_available(device.type):
+        raise ConfigError(f"train.precision {precision!r}: device {device} has no autocast; use fp32")
+    module = torch.get_device_module(device.type) if device.type != "cpu" else None
+    supported = getattr(module, "is_bf16_supported", None)
+    if precision == "bf16" and supported is not None and not supported():
+        raise ConfigError(f"train.precision 'bf16': device {device} does not support bfloat16; use fp16 or fp32")
+
+
+def autocast(precision: str, device: torch.device):
+    """``torch.autocast`` to the precision's dtype; no autocast for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16; a disabled scaler (plain backward and step) otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def set_tf32(enabled: bool, device: torch.device) -> None:
+    """TF32 matmuls and cuDNN convolutions on CUDA(-like) devices; nothing elsewhere."""
+    if device.type != "cpu" and torch.get_device_module(device.type) is torch.cuda:
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
+def fused_optimizer(device: torch.device) -> bool:
+    """Fused AdamW on accelerators; the CPU keeps the default (foreach) implementation."""
+    return device.type != "cpu"
