@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, aggregate, report, models, convert-dvae, convert-pixnerd, weights."""
+"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, aggregate, report, models, benchmark, convert-dvae, convert-pixnerd, weights."""
 
 from __future__ import annotations
 
@@ -128,6 +128,21 @@ def cmd_models(args) -> None:
             print(f"{name:<20} {count:>10.2f} {'-':>10} {'-':>7}  -")
 
 
+def cmd_benchmark(args) -> None:
+    from .benchmark import benchmark
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if bool(args.config) == bool(args.config_json):
+        raise SystemExit("genseg benchmark: give --config (a file) or --config-json (the workflow passes its config)")
+    benchmark(args.config or json.loads(args.config_json), args.out, paper_size=args.paper_size, paper_batch=args.paper_batch, figure=args.figure,
+              gpu_hours=args.gpu_hours, device=args.device, num_classes=args.num_classes,
+              experiments=[e for e in args.experiments.split(",") if e], infer_repeats=args.repeats,
+              paper_models=[m for m in args.paper_models.split(",") if m])
+
+
 def cmd_convert_dvae(args) -> None:
     from .methods.gss.convert import convert_dvae
 
@@ -245,6 +260,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="parameter counts of the paper-size baselines (built offline, random weights)")
     p.add_argument("--num-classes", type=int, default=150, help="default: 150 (ADE20K), as the published counts")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("benchmark", help="FLOPs, images/s and peak memory of a workflow config's models (random weights)")
+    p.add_argument("--config", default="", help="a workflow config (workflow/config/<name>.yaml)")
+    p.add_argument("--config-json", default="", help="the workflow config as JSON (instead of --config)")
+    p.add_argument("--out", required=True, help="models CSV")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    p.add_argument("--figure", default="", help="PNG: GFLOPs vs inference images/s (log axes)")
+    p.add_argument("--gpu-hours", default="", help="CSV: estimated GPU-hours of the paper schedules (assumed MFU)")
+    p.add_argument("--paper-size", type=int, default=512, help="image size of the PAPER_MODELS rows; 0 skips them")
+    p.add_argument("--paper-batch", type=int, default=2, help="batch of the paper-size inference and training steps")
+    p.add_argument("--paper-models", default="", help="comma-separated PAPER_MODELS names (default: all)")
+    p.add_argument("--experiments", default="", help="comma-separated experiments of the config (default: all)")
+    p.add_argument("--repeats", type=int, default=2, help="timed inference repetitions (config experiments)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, or auto")
+    p.add_argument("--num-classes", type=int, default=150, help="paper-size models (and datasets without a known class list)")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("convert-dvae", help="OpenAI's dVAE pickles -> one safetensors file (once; needs `pip install dall-e`)")
     p.add_argument("encoder", help="official encoder.pkl (unpickling runs code: only the official file)")

@@ -1,0 +1,28 @@
+# Model costs (not part of `rule all`): snakemake benchmarks --cores 1
+# FLOPs, inference / training images/s and peak memory of every experiment of the config (random
+# weights, genseg/benchmark.py); paper-size models too when benchmarks.paper_size > 0 (default 0:
+# minutes per model on a CPU). gpu_hours.csv estimates their paper schedules at an ASSUMED MFU.
+BENCHMARKS = config.get("benchmarks", {})
+
+
+rule benchmarks:
+    output:
+        models=f"{RESULTS}/benchmarks/models.csv",
+        figure=f"{RESULTS}/benchmarks/models.png",
+        gpu_hours=f"{RESULTS}/benchmarks/gpu_hours.csv",
+    log:
+        f"logs/{config['name']}/benchmarks.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    threads: 2
+    params:
+        # a function: the config holds {runs} / {seed} placeholders, not wildcards
+        workflow_config=lambda wildcards: json.dumps(config, default=str),
+        paper_size=BENCHMARKS.get("paper_size", 0),
+        paper_batch=BENCHMARKS.get("paper_batch", 2),
+        device=BENCHMARKS.get("device", "cpu"),
+    shell:
+        "genseg benchmark --config-json {params.workflow_config:q} --out {output.models}"
+        " --figure {output.figure} --gpu-hours {output.gpu_hours} --paper-size {params.paper_size}"
+        " --paper-batch {params.paper_batch} --device {params.device} --threads {threads} > {log} 2>&1"
