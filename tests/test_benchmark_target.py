@@ -1,0 +1,83 @@
+"""`genseg benchmark` and the `snakemake benchmarks` target (issue 14): FLOPs, images/s, the CSVs."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from conftest import REPO
+
+from genseg.benchmark import ASSUMED_MFU, ASSUMED_PEAK_TFLOPS, SDPA_NOTE, count_flops, paper_gpu_hours
+from genseg.cli import main
+
+KEEP = ("segformer-b0", "flowseg-kronecker-reshaped", "gss-ff", "gss-ft")
+
+
+def tiny_workflow(tmp_path):
+    cfg = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
+    cfg["name"] = "tiny-bench"
+    cfg["defaults"]["data"].update(batch_size=2, crop_size=32)
+    cfg["experiments"] = {name: cfg["experiments"][name] for name in KEEP}
+    cfg["experiments"]["flowseg-kronecker-reshaped"]["model"]["steps"] = 3  # its default step count, kept small
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_benchmark_writes_one_row_per_experiment(tmp_path):
+    out, figure, hours = tmp_path / "b/models.csv", tmp_path / "b/models.png", tmp_path / "b/gpu_hours.csv"
+    code = main(["benchmark", "--config", str(tiny_workflow(tmp_path)), "--out", str(out), "--figure", str(figure),
+                 "--gpu-hours", str(hours), "--paper-size", "0", "--repeats", "1"])
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["experiment"] for r in rows} == set(KEEP)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["experiment"] for r in ok} == set(KEEP) - {"gss-ft"}  # gss-ff: built on a random posterior
+    for r in ok:
+        assert float(r["gflops_per_image"]) > 0 and float(r["infer_images_per_s"]) > 0, r
+        assert float(r["train_images_per_s"]) > 0, r
+        assert r["source"] == "config" and r["image_size"] == "32" and r["batch"] == "2"
+        assert r["peak_memory_kind"] == "cpu_peak_rss_increase" and r["precision"] == "float32" and r["mfu_infer"] == ""
+    # FlowSeg: one row per step count (1 and its default, 3 here), FLOPs growing with the steps.
+    flow = {int(r["steps"]): float(r["gflops_per_image"]) for r in ok if r["experiment"] == "flowseg-kronecker-reshaped"}
+    assert set(flow) == {1, 3} and flow[3] > flow[1]
+    skipped = next(r for r in rows if r["experiment"] == "gss-ft")
+    assert skipped["status"] == "skipped" and "init_file" in skipped["note"]
+    assert figure.stat().st_size > 0
+    assert list(csv.DictReader(hours.open())) == []  # no paper-size model measured
+
+
+def test_flop_counter_matches_the_hand_formulas():
+    linear = torch.nn.Linear(32, 16)
+    flops, added = count_flops(lambda: linear(torch.randn(5, 32)))
+    assert flops == 2 * 5 * 32 * 16 and not added
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    flops, _ = count_flops(lambda: conv(torch.randn(2, 3, 10, 10)))
+    assert flops == 2 * (2 * 10 * 10) * 8 * (3 * 3 * 3)
+    # SDPA: 4 * N_q * N_k * d per head (QK^T and AV), counted by hand where FlopCounterMode gives 0 on CPU.
+    q = torch.randn(2, 3, 64, 16)
+    flops, _ = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
+    assert flops == 4 * 2 * 3 * 64 * 64 * 16
+    assert SDPA_NOTE
+
+
+def test_gpu_hours_are_an_assumed_estimate():
+    rows = paper_gpu_hours({"segformer-b2": (60.0, 512)})
+    assert rows, "segformer-b2 is an experiment of a paper config"
+    for r in rows:
+        expected = 3 * 60e9 * (int(r["crop_size"].split("x")[0]) * int(r["crop_size"].split("x")[1]) / 512**2) * r["train_images"]
+        assert r["gpu_hours_estimate"] == pytest.approx(expected / (ASSUMED_MFU * ASSUMED_PEAK_TFLOPS * 1e12) / 3600, abs=0.06)
+        assert "assumed" in r["basis"]
+
+
+def test_dry_run_plans_the_benchmarks_rule_outside_the_default_target(tmp_path):
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n", "--directory", str(tmp_path)]
+    run = subprocess.run([*cmd, "benchmarks"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "rule benchmarks" in run.stdout + run.stderr and "benchmarks/models.csv" in run.stdout + run.stderr
+    default = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert default.returncode == 0 and "rule benchmarks" not in default.stdout + default.stderr
