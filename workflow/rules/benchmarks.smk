@@ -19,8 +19,8 @@ rule benchmarks:
     params:
         # a function: the config holds {runs} / {seed} placeholders, not wildcards
         workflow_config=lambda wildcards: json.dumps(config, default=str),
-        paper_size=BENCHMARKS.get("paper_size", 0),
-        paper_batch=BENCHMARKS.get("paper_batch", 2),
+        paper_size=int(BENCHMARKS.get("paper_size", 0)),
+        paper_batch=int(BENCHMARKS.get("paper_batch", 2)),
         device=BENCHMARKS.get("device", "cpu"),
     shell:
         "genseg benchmark --config-json {params.workflow_config:q} --out {output.models}"
