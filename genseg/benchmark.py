@@ -11,8 +11,9 @@ paper size (random weights, built offline as ``genseg models`` does) at ``--pape
   formula (4 N_q N_k d per head) and the row's ``flops_note`` says so.
 - images/s: inference (``predict``; for a method whose ``predict`` takes ``steps``: 1 and its
   default) and one training step (forward + backward + AdamW) after one warm-up step.
-- peak memory: CUDA max allocated on a GPU; on CPU the increase of the process's peak RSS
-  (``resource.getrusage``) while measuring the model (0 when it stays below an earlier peak);
+- peak memory: CUDA max allocated on a GPU; on CPU the process's peak RSS (``resource.getrusage``)
+  while measuring the model minus its RSS before (the peak is reset first through
+  ``/proc/self/clear_refs`` on Linux; elsewhere the increase over the earlier peak, 0 below it);
   ``peak_memory_kind`` names which.
 - MFU (GPU only): model FLOPs/s over the device's bf16 matmul peak measured with a large matmul.
 
@@ -93,6 +94,18 @@ def _peak_rss_mb() -> float:
     return rss / (1024 * 1024) if platform.system() == "Darwin" else rss / 1024  # macOS bytes, Linux KiB
 
 
+def _reset_peak_rss() -> float:
+    """Reset the process's peak RSS to its current RSS where Linux allows it (``/proc/self/clear_refs``
+    5, also what ``getrusage`` reports); returns the RSS to measure the increase from (MiB)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration, ValueError):
+        return _peak_rss_mb()  # no reset: the increase over the earlier peak (0 below it)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -129,7 +142,7 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
             infer_repeats: int = 2, train_repeats: int = 1, warmup: bool = True) -> list[dict]:
     """One dict per step count: FLOPs per image, inference and training images/s, peak memory."""
     model = model.to(device)
-    rss0 = _peak_rss_mb()
+    rss0 = _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     gen = torch.Generator().manual_seed(0)
