@@ -85,3 +85,21 @@ def test_dry_run_plans_the_benchmarks_rule_outside_the_default_target(tmp_path):
     assert "rule benchmarks" in run.stdout + run.stderr and "benchmarks/models.csv" in run.stdout + run.stderr
     default = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert default.returncode == 0 and "rule benchmarks" not in default.stdout + default.stderr
+
+
+def test_paper_size_rows_and_their_gpu_hours(tmp_path):
+    out, hours = tmp_path / "models.csv", tmp_path / "gpu_hours.csv"
+    threads = torch.get_num_threads()
+    try:
+        code = main(["benchmark", "--config", str(tiny_workflow(tmp_path)), "--experiments", "none", "--out", str(out),
+                     "--gpu-hours", str(hours), "--paper-size", "64", "--paper-batch", "1", "--paper-models", "segformer-b2",
+                     "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["experiment"] == "segformer-b2" and row["source"] == "paper" and row["image_size"] == "64"
+    assert float(row["gflops_per_image"]) > 0 and float(row["train_images_per_s"]) > 0
+    estimates = list(csv.DictReader(hours.open()))
+    assert {r["config"] for r in estimates} >= {"paper-ade20k.yaml"} and all("assumed" in r["basis"] for r in estimates)
+    assert all(float(r["gpu_hours_estimate"]) >= 0 for r in estimates)
