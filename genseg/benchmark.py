@@ -41,6 +41,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from .engine.provenance import device_name, peak_memory_mb, reset_peak_memory, resolve_device
+
 COLUMNS = [
     "experiment", "method", "source", "status", "image_size", "batch", "gflops_per_image", "flops_note",
     "steps", "infer_images_per_s", "train_batch", "train_images_per_s", "peak_memory_mb", "peak_memory_kind",
@@ -107,8 +109,8 @@ def _reset_peak_rss() -> float:
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
 
 
 def matmul_peak_tflops(device: torch.device, n: int = 8192, reps: int = 10) -> float:
@@ -143,8 +145,7 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
     """One dict per step count: FLOPs per image, inference and training images/s, peak memory."""
     model = model.to(device)
     rss0 = _reset_peak_rss()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     gen = torch.Generator().manual_seed(0)
 
     def data(n):
@@ -195,8 +196,8 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
             train_ips = train_batch * train_repeats / (time.perf_counter() - start)
         except Exception as err:  # a method without a plain training step (e.g. a frozen stage)
             note = f"training step failed: {type(err).__name__}: {str(err)[:120]}"
-    if device.type == "cuda":
-        peak, kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    if device.type != "cpu":
+        peak, kind = peak_memory_mb(device), f"{device.type}_max_allocated"
     else:
         peak, kind = max(_peak_rss_mb() - rss0, 0.0), "cpu_peak_rss_increase"
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
@@ -205,12 +206,6 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
                    device=device_name(device), precision=dtype, note=note)
     model.to("cpu")
     return rows
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def workflow_num_classes(workflow: dict, default: int) -> int:
@@ -329,10 +324,10 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
     from .methods import build_method
     from .methods.baselines import PAPER_MODELS
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    dev = resolve_device(device)
     workflow = apply_overlay(config if isinstance(config, dict) else yaml.safe_load(Path(config).read_text()))
     classes = workflow_num_classes(workflow, num_classes)
-    peak = matmul_peak_tflops(dev) if dev.type == "cuda" else None
+    peak = matmul_peak_tflops(dev) if dev.type != "cpu" else None
     rows: list[dict] = []
 
     def finish(base: dict, measured: list[dict]) -> None:
