@@ -58,7 +58,7 @@ def cmd_train(args) -> None:
     from .engine.train import train
 
     cfg = load_run_config(args.config)
-    record = train(cfg, Path(args.run_dir) if args.run_dir else Path(args.config).parent, gpus=args.gpus)
+    record = train(cfg, Path(args.run_dir) if args.run_dir else Path(args.config).parent, gpus=args.gpus, processes=args.processes)
     print(json.dumps({k: record[k] for k in ("run_id", "final_val_miou", "train_images_per_s", "wall_seconds")}))
 
 
@@ -219,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default="", help="default: the config's folder")
     p.add_argument("--gpus", type=int, default=None,
                    help="devices this job may use (the workflow passes its `gpu` resource); more than visible is an error. "
-                        "With device auto and more devices visible, the job locks free ones (genseg.devices)")
+                        "With device auto and more devices visible, the job locks free ones (genseg.devices); "
+                        "N > 1 on an accelerator trains with DDP in N processes, one per device")
+    p.add_argument("--processes", type=int, default=None,
+                   help="DDP processes (default: --gpus on an accelerator, else 1); on the CPU they use the gloo backend")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on one split")

@@ -86,7 +86,8 @@ class TrainConfig:
     ``precision``: ``fp32`` (the default, CPU results unchanged), ``bf16`` (autocast; the
     recommended setting on GPUs, paper configs may set it) or ``fp16`` (autocast + GradScaler).
     ``tf32``: TF32 matmuls and convolutions on CUDA devices (ignored elsewhere). ``accumulate``:
-    micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step)."""
+    micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step).
+    ``sync_bn``: BatchNorm statistics over all processes of a multi-process run (accelerators only)."""
 
     ema_decay: float = 0.0
     log_every: int = 10
@@ -98,6 +99,7 @@ class TrainConfig:
     tf32: bool = True
     channels_last: bool = False
     accumulate: int = 1
+    sync_bn: bool = False
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")

@@ -8,9 +8,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from genseg.config import RunConfig  # noqa: E402
 from genseg.data import synthetic  # noqa: E402
+from genseg.methods.base import PixelClassifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The real CamVid copy: $GENSEG_DATA/camvid, else ../shared/data/camvid beside the repository
@@ -56,8 +59,6 @@ def tiny_run_config(root: Path, **overrides) -> RunConfig:
 def fixed_batch_steps(model, images, labels, steps: int, lr: float) -> list[dict]:
     """``steps`` AdamW steps on one batch with the same random draws each step (t, noise: a fixed
     objective); returns each step's logs with ``loss`` as a float."""
-    import torch
-
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     logs = []
     for _ in range(steps):
@@ -68,3 +69,18 @@ def fixed_batch_steps(model, images, labels, steps: int, lr: float) -> list[dict
         opt.step()
         logs.append({**log, "loss": loss.item()})
     return logs
+
+
+
+class GroupNormNet(PixelClassifier):
+    """No batch-dependent layer, no random draw, and a loss that is a mean over every pixel of the
+    batch (ignored pixels count 0): the loss of 2b images is exactly the mean of two b-image losses."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GroupNorm(2, 8), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(8, num_classes, 1))
+        super().__init__(net, num_classes, ignore_index, size_divisor=1)
+
+    def training_loss(self, images, labels):
+        loss = F.cross_entropy(self.logits(images), labels, ignore_index=self.ignore_index, reduction="none").mean()
+        return loss, {"loss": loss.item()}

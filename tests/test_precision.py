@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from conftest import GroupNormNet
 from genseg.config import ConfigError
 from genseg.engine import train as train_module
 from genseg.engine.evaluate import evaluate_run
@@ -96,24 +97,10 @@ def test_bad_accumulate_is_named(tmp_path, tiny_config, value):
         tiny_config(tmp_path, train__accumulate=value)
 
 
-class _GroupNormNet(PixelClassifier):
-    """No batch-dependent layer, and a loss that is a mean over every pixel of the batch (ignored
-    pixels count 0): the loss of 2b images is exactly the mean of two b-image losses."""
-
-    def __init__(self, num_classes: int, ignore_index: int = 255):
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GroupNorm(2, 8), torch.nn.ReLU(),
-                                  torch.nn.Conv2d(8, num_classes, 1))
-        super().__init__(net, num_classes, ignore_index, size_divisor=1)
-
-    def training_loss(self, images, labels):
-        loss = F.cross_entropy(self.logits(images), labels, ignore_index=self.ignore_index, reduction="none").mean()
-        return loss, {"loss": loss.item()}
-
-
 def test_accumulating_two_micro_batches_is_one_double_batch(tmp_path, tiny_synthetic, tiny_config, monkeypatch):
     """train.accumulate 2 with batch b: the same weights as accumulate 1 with batch 2b (same images,
     same order), to float tolerance; SGD so that the update is linear in the gradient."""
-    monkeypatch.setattr(train_module, "build_method", lambda model, num_classes, ignore: _GroupNormNet(num_classes, ignore))
+    monkeypatch.setattr(train_module, "build_method", lambda model, num_classes, ignore: GroupNormNet(num_classes, ignore))
     common = {"optim__iterations": 3, "optim__optimizer": "sgd", "optim__lr": 0.05, "train__val_every": 0}
     double = train(tiny_config(tiny_synthetic, **common, data__batch_size=4), tmp_path / "double")
     micro = train(tiny_config(tiny_synthetic, **common, data__batch_size=2, train__accumulate=2), tmp_path / "micro")

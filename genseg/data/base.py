@@ -175,19 +175,26 @@ class StreamSampler(torch.utils.data.Sampler):
     """Endless stream of ``(index, position)``: epoch ``e`` is a permutation seeded by (seed, e).
 
     Starting at ``start`` reproduces the stream a run would have seen, so a resumed run
-    continues with the same batches.
+    continues with the same batches. With ``world`` > 1 processes, rank ``rank`` takes its
+    contiguous ``batch / world`` slice of every global batch of ``batch`` positions (``start``
+    is a global position at a batch boundary), so the ranks together read the one-process stream.
     """
 
-    def __init__(self, size: int, seed: int, start: int = 0):
+    def __init__(self, size: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1):
+        if world > 1 and (batch % world or start % batch):
+            raise ValueError(f"StreamSampler: batch {batch} must split over {world} ranks and start {start} be a batch boundary")
         self.size = size
         self.seed = seed
         self.start = start
+        self.rank, self.world, self.batch = rank, world, batch
 
     def __iter__(self):
         position = self.start
+        share = self.batch // self.world
         while True:
             epoch, offset = divmod(position, self.size)
             order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
             for index in order[offset:]:
-                yield int(index), position
+                if self.world == 1 or (position % self.batch) // share == self.rank:
+                    yield int(index), position
                 position += 1

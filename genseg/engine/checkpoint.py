@@ -3,7 +3,8 @@
 ``<stem>.safetensors`` holds ``model.*``, ``ema.*`` (the EMA copy of the weights, when the
 run keeps one) and ``optim.<param>.<name>`` tensors, the torch CPU RNG state and, when the model
 is on an accelerator, that device's RNG state (``rng.accelerator``, its device type in the
-metadata; restored into the device the resumed run uses); ``<stem>.json``
+metadata; restored into the device the resumed run uses; ranks 1.. of a multi-process run under
+``rng.rank<r>.*``); ``<stem>.json``
 holds the step, the optimizer's param groups, the scheduler and the numpy/python RNG states.
 The JSON is written last and names the step stored in the safetensors metadata, so a pair
 torn by a crash is detected on load. Nothing here unpickles.
@@ -41,7 +42,23 @@ def load_weights(path: Path, model: torch.nn.Module, prefix: str = "") -> None:
         raise RuntimeError(f"{path} does not match the model: {err}") from None
 
 
-def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, ema=None, extra: dict | None = None) -> None:
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """This process's torch RNG state and, on an accelerator, that device's."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type != "cpu":
+        module = torch.get_device_module(device.type)
+        if hasattr(module, "get_rng_state"):
+            state["accelerator"] = module.get_rng_state(device).contiguous().cpu()
+    return state
+
+
+def _rng_prefix(rank: int) -> str:
+    return "rng." if rank == 0 else f"rng.rank{rank}."
+
+
+def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, ema=None, extra: dict | None = None,
+                    rng: list[dict] | None = None) -> None:
+    """``rng``: every rank's :func:`rng_state` in a multi-process run (rank 0 also under the plain keys)."""
     opt_state = optimizer.state_dict()
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if ema is not None:
@@ -49,14 +66,12 @@ def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, ema=N
     for param_id, state in opt_state["state"].items():
         for name, value in state.items():
             tensors[f"optim.{param_id}.{name}"] = torch.as_tensor(value).detach().contiguous().cpu()
-    tensors["rng.torch"] = torch.get_rng_state()
-    metadata = {"step": str(step)}
     device = _device_of(model)
-    if device.type != "cpu":
-        module = torch.get_device_module(device.type)
-        if hasattr(module, "get_rng_state"):
-            tensors["rng.accelerator"] = module.get_rng_state(device).contiguous().cpu()
-            metadata["rng_accelerator"] = device.type
+    metadata = {"step": str(step)}
+    for rank, states in enumerate(rng or [rng_state(device)]):
+        tensors.update({_rng_prefix(rank) + name: value for name, value in states.items()})
+    if device.type != "cpu" and "rng.accelerator" in tensors:
+        metadata["rng_accelerator"] = device.type
     with atomic_path(stem.with_suffix(".safetensors")) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     np_state = np.random.get_state()
@@ -75,8 +90,9 @@ def save_checkpoint(stem: Path, *, step: int, model, optimizer, scheduler, ema=N
     )
 
 
-def load_checkpoint(stem: Path, *, model, optimizer, scheduler, ema=None) -> dict:
-    """Restore model (and its EMA copy), optimizer, scheduler and RNG in place; returns the JSON state."""
+def load_checkpoint(stem: Path, *, model, optimizer, scheduler, ema=None, rank: int = 0) -> dict:
+    """Restore model (and its EMA copy), optimizer, scheduler and RNG (``rank``'s, in a multi-process
+    run) in place; returns the JSON state."""
     state = json.loads(stem.with_suffix(".json").read_text())
     weights = stem.with_suffix(".safetensors")
     with safe_open(str(weights), framework="pt") as f:
@@ -96,13 +112,15 @@ def load_checkpoint(stem: Path, *, model, optimizer, scheduler, ema=None) -> dic
             opt_state["state"].setdefault(int(param_id), {})[name] = value
     optimizer.load_state_dict(opt_state)
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
+    prefix = _rng_prefix(rank)
+    if prefix + "torch" in tensors:  # another rank count's checkpoint lacks this rank's: it keeps its seed's stream
+        torch.set_rng_state(tensors[prefix + "torch"])
     device = _device_of(model)
     # The accelerator's RNG, when saved from the same kind of device (older checkpoints have none).
-    if "rng.accelerator" in tensors and metadata.get("rng_accelerator") == device.type != "cpu":
+    if prefix + "accelerator" in tensors and metadata.get("rng_accelerator") == device.type != "cpu":
         module = torch.get_device_module(device.type)
         if hasattr(module, "set_rng_state"):
-            module.set_rng_state(tensors["rng.accelerator"], device)
+            module.set_rng_state(tensors[prefix + "accelerator"], device)
     random.setstate(_tuplify(state["rng"]["python"]))
     kind, keys, *rest = state["rng"]["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))

@@ -25,10 +25,11 @@ from ..config import RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
 from ..data.sources import train_spec as load_train_spec
 from ..data.transforms import train_transform
-from ..devices import claim_device
+from ..devices import claim_device, held_slots
 from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
-from .checkpoint import load_checkpoint, save_checkpoint, save_weights
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights
+from .distributed import any_rank, barrier, check_world, gather, mean_over_ranks, no_sync, process_group, rank_devices, spawn, world_size, wrap
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
 from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
@@ -119,15 +120,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
-    device = claim_device(cfg.device, gpus)  # devices: checks the request, takes a free slot (before any compute)
+def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None, processes: int | None = None) -> dict:
+    """Train one run; ``processes`` (default: ``gpus`` on an accelerator, else 1) > 1 runs DDP in as
+    many processes (:mod:`genseg.engine.distributed`). Returns rank 0's ``train_metrics.json`` record."""
+    device = claim_device(cfg.device, gpus)  # devices: checks the request, takes free slots (before any compute)
+    world = world_size(device, gpus, processes)
+    check_world(cfg, device, world)
+    check_precision(cfg.train.precision, device)
+    devices = rank_devices(device, world, held_slots())
+    if world == 1:
+        return train_process(0, 1, cfg, Path(run_dir), devices)
+    spawn(train_process, world, (cfg, Path(run_dir), devices))
+    return json.loads((Path(run_dir) / "train_metrics.json").read_text())
+
+
+def train_process(rank: int, world: int, cfg: RunConfig, run_dir: Path, devices: list[torch.device]) -> dict | None:
+    """One process's training loop; rank 0 alone validates and writes files."""
+    device, lead = devices[rank], rank == 0
+    if world > 1 and device.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // world))  # the job's threads, shared
+    with process_group(device, rank, world):
+        return _train(rank, world, lead, cfg, run_dir, device)
+
+
+def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, device: torch.device) -> dict | None:
     precision, k = cfg.train.precision, cfg.train.accumulate  # k micro-batches per optimizer step
-    check_precision(precision, device)
     set_tf32(cfg.train.tf32, device)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(run_dir / "config.yaml", cfg.to_dict())
-    seed_everything(cfg.seed)
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(run_dir / "config.yaml", cfg.to_dict())
+    seed_everything(cfg.seed)  # the same initial weights on every rank
 
     # Data: the train stream is endless and deterministic in (seed, position).
     train_spec = load_train_spec(cfg.data, "train", cfg.data.train_domains)
@@ -138,6 +160,8 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
+    if rank:
+        torch.manual_seed(cfg.seed + rank)  # each rank its own draws (noise, t, dropout); rank 0 as one process
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
     if cfg.train.channels_last:
         model = model.to(memory_format=memory_format)
@@ -147,57 +171,61 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
         optimizer, poly_schedule(cfg.optim.warmup_iters, cfg.optim.iterations, cfg.optim.poly_power, cfg.optim.min_lr / cfg.optim.lr)
     )
 
-    ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 and lead else None
     evaluated = ema.module if ema else model  # validated, evaluated and saved
 
     # Resume from the latest checkpoint if there is one.
     ckpt = run_dir / "checkpoint"
     start_step = 0
     if ckpt.with_suffix(".json").exists():
-        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module)
+        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module, rank=rank)
         start_step = state["step"]
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
     curve_path = run_dir / "val_curve.csv"
     curve = _read_curve(curve_path, max_step=start_step)
 
-    batch = cfg.data.batch_size
+    batch = cfg.data.batch_size  # global: each of the world's ranks reads batch / world of it
     loader = torch.utils.data.DataLoader(
         train_set,
-        batch_size=batch,
-        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * k * batch),
+        batch_size=batch // world,
+        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * k * batch, rank=rank, world=world, batch=batch),
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (dropout) resumable
+        pin_memory=device.type != "cpu",
     )
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step)
+    net = wrap(model, device, world, cfg.train.sync_bn)  # net(images, labels) = model.training_loss, DDP across ranks
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start_step) if lead else None
     reset_peak_memory(device)
     batches = iter(loader)
     total = cfg.optim.iterations
     train_seconds, data_seconds, images_seen, loss_value = 0.0, 0.0, 0, float("nan")
     wall_start = time.perf_counter()
-    bar = tqdm(range(start_step, total), initial=start_step, total=total, desc=cfg.name, disable=not cfg.train.progress)
+    bar = tqdm(range(start_step, total), initial=start_step, total=total, desc=cfg.name, disable=not (cfg.train.progress and lead))
     model.train()
     for step in bar:
         optimizer.zero_grad(set_to_none=True)
         losses = []
-        for _ in range(k):  # gradients summed over k micro-batches, each loss / k: their mean
+        for micro in range(k):  # gradients summed over k micro-batches, each loss / k: their mean
             tic = time.perf_counter()
             data = next(batches)  # time waiting here is the loader's (all of its work with 0 workers)
-            images = data["image"].to(device, memory_format=memory_format)
-            labels = data["label"].to(device)
+            images = data["image"].to(device, memory_format=memory_format, non_blocking=True)
+            labels = data["label"].to(device, non_blocking=True)
             data_seconds += time.perf_counter() - tic
             tic = time.perf_counter()
-            with autocast(precision, device):
-                loss, logs = model.training_loss(images, labels)  # logs: the last micro-batch's
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss is {loss.item()} at step {step + 1} of run {cfg.name}; training stopped. "
-                    f"The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
-                )
-            scaler.scale(loss / k).backward()
+            with no_sync(net, skip=micro < k - 1):  # DDP all-reduces on the step's last micro-batch
+                with autocast(precision, device):
+                    loss, logs = net(images, labels)  # logs: the last micro-batch's
+                if any_rank(not torch.isfinite(loss), world, device):
+                    where = f" (rank {rank}: {loss.item()})" if world > 1 else ""
+                    raise NonFiniteLossError(
+                        f"loss is {loss.item() if world == 1 else 'not finite'} at step {step + 1} of run {cfg.name}{where}; "
+                        f"training stopped. The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
+                    )
+                scaler.scale(loss / k).backward()
             train_seconds += time.perf_counter() - tic
-            images_seen += images.shape[0]
+            images_seen += images.shape[0] * world
             losses.append(loss.item())
         tic = time.perf_counter()
         if cfg.optim.grad_clip > 0:
@@ -209,17 +237,17 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
         if ema:
             ema.update(model)
         train_seconds += time.perf_counter() - tic
-        loss_value = sum(losses) / k
+        loss_value = mean_over_ranks(sum(losses) / k, world, device)
         done = step + 1
 
-        if cfg.train.log_every and done % cfg.train.log_every == 0:
+        if lead and cfg.train.log_every and done % cfg.train.log_every == 0:
             for key, value in logs.items():
                 writer.add_scalar(f"train/{key}", value, done)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], done)
             writer.add_scalar("train/images_per_s", images_seen / train_seconds, done)
             writer.add_scalar("train/data_seconds_per_iter", data_seconds / (done - start_step), done)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if (cfg.train.val_every and done % cfg.train.val_every == 0) or done == total:
+        if lead and ((cfg.train.val_every and done % cfg.train.val_every == 0) or done == total):
             with autocast(precision, device):  # validated as trained
                 scores = predict_split(
                     evaluated, val_set, device, batch_size=cfg.eval.batch_size,
@@ -230,8 +258,13 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
             curve.append({"step": done, "val_miou": scores["miou"], "train_loss": loss_value, "wall_seconds": time.perf_counter() - wall_start})
             _write_curve(curve_path, curve)
         if (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0) or done == total:
-            save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module,
-                            extra={"scaler": scaler.state_dict()} if scaler.is_enabled() else None)
+            rng = gather(rng_state(device), world)  # every rank's draws, for an exact resume
+            if lead:
+                save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module,
+                                extra={"scaler": scaler.state_dict()} if scaler.is_enabled() else None, rng=rng)
+            barrier(world)  # the other ranks wait for rank 0's checkpoint (and validation)
+    if not lead:
+        return None
     writer.close()
     _write_curve(curve_path, curve)  # also when there was nothing to train (iterations: 0)
 
@@ -256,6 +289,7 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
         "precision": precision,
         "accumulate": k,
         "effective_batch_size": k * batch,
+        "processes": world,
         "pretrained": SMOKE_WEIGHTS if cfg.smoke else "",
         "provenance": provenance(cfg.hash(), cfg.seed, device),
     }
