@@ -58,7 +58,8 @@ def cmd_train(args) -> None:
     from .engine.train import train
 
     cfg = load_run_config(args.config)
-    record = train(cfg, Path(args.run_dir) if args.run_dir else Path(args.config).parent, gpus=args.gpus, processes=args.processes)
+    record = train(cfg, Path(args.run_dir) if args.run_dir else Path(args.config).parent, gpus=args.gpus, processes=args.processes,
+                   on_change=args.on_config_change)
     print(json.dumps({k: record[k] for k in ("run_id", "final_val_miou", "train_images_per_s", "wall_seconds")}))
 
 
@@ -223,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "N > 1 on an accelerator trains with DDP in N processes, one per device")
     p.add_argument("--processes", type=int, default=None,
                    help="DDP processes (default: --gpus on an accelerator, else 1); on the CPU they use the gloo backend")
+    p.add_argument("--on-config-change", choices=("refuse", "restart"), default="refuse",
+                   help="the run folder's checkpoint was trained with another config: stop with an error (default) or "
+                        "restart from step 0, deleting the checkpoint and the run's outputs (the workflow passes restart)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a trained run on one split")
@@ -309,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data.base import DataError
+    from .engine.checkpoint import CheckpointError
     from .engine.train import NonFiniteLossError
+    from .io import LockedError
     from .methods.flowseg.weights import PixNerdWeightsError
     from .methods.gss.dvae import DVAEError
     from .weights import WeightsError
@@ -317,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
-    except (ConfigError, DataError, NonFiniteLossError, DVAEError, PixNerdWeightsError, WeightsError, FileNotFoundError,
-            FileExistsError) as err:
+    except (ConfigError, DataError, NonFiniteLossError, CheckpointError, LockedError, DVAEError, PixNerdWeightsError, WeightsError,
+            FileNotFoundError, FileExistsError) as err:
         print(f"genseg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return code or 0

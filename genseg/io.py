@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +26,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock."""
+
+
+@contextmanager
+def locked(path: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (it records the holder's pid and host) for the block;
+    LockedError naming ``what`` and the holder if another process has it. The OS releases it when
+    the process dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise LockedError(f"{what} is in use by another process ({holder}; lock {path}); wait for it or stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def sha256(path: str | Path) -> str:

@@ -13,6 +13,8 @@ import csv
 import json
 import math
 import random
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -21,14 +23,15 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from ..config import RunConfig
+from ..config import ConfigError, RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
 from ..data.sources import train_spec as load_train_spec
 from ..data.transforms import train_transform
 from ..devices import claim_device, held_slots
-from ..io import write_json, write_text, write_yaml
+from ..io import locked, write_json, write_text, write_yaml
 from ..methods import build_method
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, save_weights
+from .checkpoint import (checkpoint_state, has_checkpoint, load_checkpoint, remove_checkpoint, remove_stale_temps, rng_state,
+                         save_checkpoint, save_weights)
 from .distributed import any_rank, barrier, check_world, gather, mean_over_ranks, no_sync, process_group, rank_devices, spawn, world_size, wrap
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
 from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32
@@ -120,18 +123,53 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None, processes: int | None = None) -> dict:
-    """Train one run; ``processes`` (default: ``gpus`` on an accelerator, else 1) > 1 runs DDP in as
-    many processes (:mod:`genseg.engine.distributed`). Returns rank 0's ``train_metrics.json`` record."""
+ON_CHANGE = ("refuse", "restart")
+
+
+def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None, processes: int | None = None,
+          on_change: str = "refuse") -> dict:
+    """Train one run, resuming from its checkpoint; ``processes`` (default: ``gpus`` on an accelerator,
+    else 1) > 1 runs DDP in as many processes (:mod:`genseg.engine.distributed`). A checkpoint of
+    another config is refused (``on_change`` 'refuse') or discarded ('restart'). Returns rank 0's
+    ``train_metrics.json`` record."""
     device = claim_device(cfg.device, gpus)  # devices: checks the request, takes free slots (before any compute)
     world = world_size(device, gpus, processes)
     check_world(cfg, device, world)
     check_precision(cfg.train.precision, device)
     devices = rank_devices(device, world, held_slots())
-    if world == 1:
-        return train_process(0, 1, cfg, Path(run_dir), devices)
-    spawn(train_process, world, (cfg, Path(run_dir), devices))
-    return json.loads((Path(run_dir) / "train_metrics.json").read_text())
+    run_dir = Path(run_dir)
+    with locked(run_dir / ".lock", what=f"run folder {run_dir}"):  # one training per run folder
+        remove_stale_temps(run_dir)  # of writes killed mid-way
+        check_resume(cfg, run_dir, on_change)
+        if world == 1:
+            return train_process(0, 1, cfg, run_dir, devices)
+        spawn(train_process, world, (cfg, run_dir, devices))
+        return json.loads((run_dir / "train_metrics.json").read_text())
+
+
+def check_resume(cfg: RunConfig, run_dir: Path, on_change: str) -> None:
+    """A checkpoint trained with another config is refused, or with ``on_change`` 'restart' removed
+    with the run's outputs (the workflow restarts runs whose config changed)."""
+    if on_change not in ON_CHANGE:
+        raise ConfigError(f"on_change must be one of {', '.join(ON_CHANGE)}, got {on_change!r}")
+    ckpt = run_dir / "checkpoint"
+    if not has_checkpoint(ckpt):
+        return
+    state = checkpoint_state(ckpt)
+    stored = state.get("config_hash", "none (a checkpoint from before config hashes)")
+    if stored == cfg.hash():
+        return
+    if on_change == "refuse":
+        raise ConfigError(
+            f"{ckpt}.safetensors (step {state['step']}) was trained with config hash {stored}, but "
+            f"{run_dir / 'config.yaml'} now hashes to {cfg.hash()}: resuming would mix two configs. Restore "
+            "the config, delete the run folder, or restart it (`genseg train --on-config-change restart`)"
+        )
+    print(f"genseg: config of {run_dir} changed ({stored} -> {cfg.hash()}): restarting from step 0", file=sys.stderr)
+    remove_checkpoint(ckpt)
+    for name in ("val_curve.csv", "model.safetensors", "train_metrics.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
 
 def train_process(rank: int, world: int, cfg: RunConfig, run_dir: Path, devices: list[torch.device]) -> dict | None:
@@ -160,6 +198,7 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
+    model.check_predict_options(cfg.eval.predict)  # validation uses them: fail now, not after training
     if rank:
         torch.manual_seed(cfg.seed + rank)  # each rank its own draws (noise, t, dropout); rank 0 as one process
     memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
@@ -177,13 +216,17 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
     # Resume from the latest checkpoint if there is one.
     ckpt = run_dir / "checkpoint"
     start_step = 0
-    if ckpt.with_suffix(".json").exists():
+    state = {}
+    if has_checkpoint(ckpt):
         state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module, rank=rank)
         start_step = state["step"]
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])
     curve_path = run_dir / "val_curve.csv"
-    curve = _read_curve(curve_path, max_step=start_step)
+    # the curve and the loop's counters live in the checkpoint: a rerun that deleted the files keeps them
+    curve = state.get("curve") or _read_curve(curve_path, max_step=start_step)
+    counters = {"train_seconds": 0.0, "data_seconds": 0.0, "images_seen": 0, "wall_seconds": 0.0,
+                "loss": float("nan"), **state.get("counters", {})}
 
     batch = cfg.data.batch_size  # global: each of the world's ranks reads batch / world of it
     loader = torch.utils.data.DataLoader(
@@ -200,8 +243,8 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
     reset_peak_memory(device)
     batches = iter(loader)
     total = cfg.optim.iterations
-    train_seconds, data_seconds, images_seen, loss_value = 0.0, 0.0, 0, float("nan")
-    wall_start = time.perf_counter()
+    train_seconds, data_seconds, images_seen, loss_value = (counters[k] for k in ("train_seconds", "data_seconds", "images_seen", "loss"))
+    wall_start = time.perf_counter() - counters["wall_seconds"]  # wall time over every session of the run
     bar = tqdm(range(start_step, total), initial=start_step, total=total, desc=cfg.name, disable=not (cfg.train.progress and lead))
     model.train()
     for step in bar:
@@ -221,7 +264,7 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
                     where = f" (rank {rank}: {loss.item()})" if world > 1 else ""
                     raise NonFiniteLossError(
                         f"loss is {loss.item() if world == 1 else 'not finite'} at step {step + 1} of run {cfg.name}{where}; "
-                        f"training stopped. The last good checkpoint ({ckpt}.safetensors, step {start_step_of(ckpt)}) is kept."
+                        f"training stopped. {kept_checkpoint(ckpt)}"
                     )
                 scaler.scale(loss / k).backward()
             train_seconds += time.perf_counter() - tic
@@ -245,7 +288,7 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
                 writer.add_scalar(f"train/{key}", value, done)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], done)
             writer.add_scalar("train/images_per_s", images_seen / train_seconds, done)
-            writer.add_scalar("train/data_seconds_per_iter", data_seconds / (done - start_step), done)
+            writer.add_scalar("train/data_seconds_per_iter", data_seconds / done, done)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if lead and ((cfg.train.val_every and done % cfg.train.val_every == 0) or done == total):
             with autocast(precision, device):  # validated as trained
@@ -260,8 +303,11 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
         if (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0) or done == total:
             rng = gather(rng_state(device), world)  # every rank's draws, for an exact resume
             if lead:
+                counters = {"train_seconds": train_seconds, "data_seconds": data_seconds, "images_seen": images_seen,
+                            "wall_seconds": time.perf_counter() - wall_start, "loss": loss_value}
+                extra = {"config_hash": cfg.hash(), "curve": curve, "counters": counters}
                 save_checkpoint(ckpt, step=done, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema and ema.module,
-                                extra={"scaler": scaler.state_dict()} if scaler.is_enabled() else None, rng=rng)
+                                extra=extra | ({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}), rng=rng)
             barrier(world)  # the other ranks wait for rank 0's checkpoint (and validation)
     if not lead:
         return None
@@ -297,10 +343,11 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
     return record
 
 
-def start_step_of(ckpt: Path) -> int | str:
-    """The step stored in a checkpoint's JSON, or 'none' if there is no checkpoint yet."""
-    path = ckpt.with_suffix(".json")
-    return json.loads(path.read_text())["step"] if path.exists() else "none"
+def kept_checkpoint(ckpt: Path) -> str:
+    """What a stopped run keeps: its last checkpoint's step, or that it has none yet."""
+    if not has_checkpoint(ckpt):
+        return "No checkpoint was written yet: a rerun starts from step 0."
+    return f"The last good checkpoint ({ckpt}.safetensors, step {checkpoint_state(ckpt)['step']}) is kept."
 
 
 _CURVE_FIELDS = ["step", "val_miou", "train_loss", "wall_seconds"]

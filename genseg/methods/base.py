@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import timm
@@ -26,6 +27,18 @@ class SegmentationMethod(nn.Module):
     def predict(self, images: torch.Tensor, **options) -> torch.Tensor:
         """Class ids (B, H, W) int64 at the input resolution."""
         raise NotImplementedError
+
+    def check_predict_options(self, options: dict) -> None:
+        """ConfigError naming ``eval.predict`` unless ``options`` are keyword options of ``predict``
+        (methods add range checks); called before training, whose validation uses them."""
+        from ..config import ConfigError
+
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        known = [n for n, p in inspect.signature(self.predict).parameters.items() if p.kind in kinds and n not in ("images", "labels")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            takes = f"it takes {', '.join(known)}" if known else "it takes none"
+            raise ConfigError(f"eval.predict: {type(self).__name__}.predict has no option {', '.join(map(repr, unknown))}; {takes}")
 
 
 class ImageNorm(nn.Module):

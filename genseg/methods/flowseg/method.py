@@ -200,6 +200,19 @@ class FlowSeg(SegmentationMethod):
         return loss, logs
 
     @torch.no_grad()
+    def check_predict_options(self, options: dict) -> None:
+        """Also: ``steps`` an integer >= 1, ``sampler`` one of :data:`SAMPLERS`, ``seed`` an integer."""
+        from ...config import ConfigError
+
+        super().check_predict_options(options)
+        steps, sampler, seed = options.get("steps", 1), options.get("sampler", SAMPLERS[0]), options.get("seed", 0)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"eval.predict.steps must be an integer >= 1 (Euler/Heun steps), got {steps!r}")
+        if sampler not in SAMPLERS:
+            raise ConfigError(f"eval.predict.sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"eval.predict.seed must be an integer, got {seed!r}")
+
     def predict(self, images, steps: int | None = None, sampler: str | None = None, seed: int = 0):
         steps = self.options.steps if steps is None else int(steps)
         sampler = sampler or self.options.sampler
