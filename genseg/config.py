@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -166,8 +167,20 @@ def _check_values(cfg: RunConfig) -> None:
         "eval.batch_size": cfg.eval.batch_size,
     }
     for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key} must be > 0, got {value!r}")
+        if not 0 < value < math.inf:  # also NaN
+            raise ConfigError(f"{key} must be a finite number > 0, got {value!r}")
+    non_negative = {
+        "optim.weight_decay": cfg.optim.weight_decay, "optim.min_lr": cfg.optim.min_lr, "optim.grad_clip": cfg.optim.grad_clip,
+        "optim.momentum": cfg.optim.momentum, "optim.poly_power": cfg.optim.poly_power,
+        "optim.norm_decay_mult": cfg.optim.norm_decay_mult, "train.log_every": cfg.train.log_every,
+        "train.val_every": cfg.train.val_every, "train.val_max_images": cfg.train.val_max_images,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+    }
+    for key, value in non_negative.items():
+        if not 0 <= value < math.inf:
+            raise ConfigError(f"{key} must be a finite number >= 0, got {value!r}")
+    if not all(0 <= b < 1 for b in cfg.optim.betas):
+        raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {list(cfg.optim.betas)!r}")
     from .data.sources import known_datasets
 
     if cfg.data.dataset not in known_datasets():
