@@ -168,7 +168,7 @@ def _check_values(cfg: RunConfig) -> None:
     }
     for key, value in positive.items():
         if not 0 < value < math.inf:  # also NaN
-            raise ConfigError(f"{key} must be a finite number > 0, got {value!r}")
+            raise ConfigError(f"{key} must be > 0 (and finite), got {value!r}")
     non_negative = {
         "optim.weight_decay": cfg.optim.weight_decay, "optim.min_lr": cfg.optim.min_lr, "optim.grad_clip": cfg.optim.grad_clip,
         "optim.momentum": cfg.optim.momentum, "optim.poly_power": cfg.optim.poly_power,
@@ -178,7 +178,7 @@ def _check_values(cfg: RunConfig) -> None:
     }
     for key, value in non_negative.items():
         if not 0 <= value < math.inf:
-            raise ConfigError(f"{key} must be a finite number >= 0, got {value!r}")
+            raise ConfigError(f"{key} must be >= 0 (and finite), got {value!r}")
     if not all(0 <= b < 1 for b in cfg.optim.betas):
         raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {list(cfg.optim.betas)!r}")
     from .data.sources import known_datasets
