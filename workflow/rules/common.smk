@@ -118,7 +118,8 @@ def eval_plan_json(wildcards):
 
 def eval_runtime(wildcards):
     """An evaluate job's minutes: resources.eval_sweep_runtime_min (default eval_runtime_min)
-    when its plan evaluates sweep values (e.g. FlowSeg's step counts), else eval_runtime_min."""
+    when its plan evaluates sweep values (e.g. FlowSeg's step counts), else eval_runtime_min.
+    """
     plan = json.loads(eval_plan_json(wildcards))
     if any(options for _, options in plan):
         return RESOURCES.get("eval_sweep_runtime_min", RESOURCES["eval_runtime_min"])
