@@ -62,7 +62,8 @@ RUNS = run_configs(
 )
 EVAL_SPLIT = config["evaluate"]["split"]
 # What train and evaluate jobs ask the scheduler for (schema `resources`; validate filled the
-# defaults of absent keys). The profiles set none of these for train/evaluate: the config decides.
+# defaults of absent keys). The slurm profile sets none of these for train/evaluate: the config
+# decides (the gpu profile still sets gpu 1 and 8 train threads).
 RESOURCES = config["resources"]
 # Pre-flight (genseg/preflight.py): every missing dataset root or pretrained file, in one message
 # now; a real run stops in onstart, before any job (a dry run only warns; so does preflight: warn).
