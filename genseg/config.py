@@ -118,6 +118,8 @@ class EvalConfig:
     scale: float = 1.0  # images resized by this before inference; predictions back to label size
     resize: tuple[int, int] = (0, 0)  # (long, short) > 0: images resized to fit it, ratio kept (mmseg's test Resize)
     size_divisor: int = 32  # whole mode pads images to a multiple of this
+    precision: str = ""  # autocast of evaluation: fp32, bf16 or fp16; "" (default): train.precision
+    num_workers: int = 0  # DataLoader worker processes of evaluation (0: load in the main process)
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,10 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {cfg.train.ema_decay!r}")
     if cfg.train.precision not in PRECISIONS:
         raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.train.precision!r}")
+    if cfg.eval.precision not in ("", *PRECISIONS):
+        raise ConfigError(f"eval.precision must be one of {', '.join(PRECISIONS)} or '' (train.precision), got {cfg.eval.precision!r}")
+    if cfg.eval.num_workers < 0:
+        raise ConfigError(f"eval.num_workers must be >= 0 (0: load in the main process), got {cfg.eval.num_workers!r}")
     if cfg.train.accumulate < 1:
         raise ConfigError(f"train.accumulate must be an integer >= 1 (micro-batches per optimizer step), got {cfg.train.accumulate!r}")
     lo, hi = cfg.data.scale_range

@@ -122,3 +122,86 @@ def test_train_in_fp16_scales_the_loss_and_checkpoints_the_scaler(tmp_path, tiny
     state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
     assert record["precision"] == "fp16" and state["scaler"]["scale"] > 0
     assert record["final_train_loss"] == record["final_train_loss"]  # finite, not NaN
+
+
+# ---------------------------------------------------------------- evaluation: eval.precision, eval.num_workers
+
+BF16_EVAL_MIOU_TOLERANCE = 0.01  # absolute mIoU (1 point): bf16 autocast vs fp32 on the same weights (measured: ~1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained_fp32(tmp_path_factory, tiny_synthetic):
+    """A DeepLabV3+ trained 60 iterations in fp32 (test mIoU ~0.4: well above chance)."""
+    from conftest import tiny_run_config
+
+    run = tmp_path_factory.mktemp("bf16eval") / "tiny-s0"
+    train(tiny_run_config(tiny_synthetic, optim__iterations=60, optim__warmup_iters=4, optim__lr=3e-3, train__val_every=0,
+                          train__checkpoint_every=0), run)
+    return run
+
+
+def _evaluate(run, out, **eval_overrides):
+    """evaluate_loaded on ``run`` with eval.<key> overrides, on the in-domain test split."""
+    import dataclasses
+
+    from genseg.engine.evaluate import evaluate_loaded, load_trained
+
+    cfg, model, dev = load_trained(run)
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **eval_overrides))
+    return evaluate_loaded(cfg, model, dev, run.name, "test", "clean", out)
+
+
+def test_bf16_evaluation_is_within_tolerance_of_fp32(trained_fp32, tmp_path, monkeypatch):
+    """eval.precision bf16 on fp32-trained weights: predict runs under bfloat16 autocast, the record
+    says so, and mIoU is within BF16_EVAL_MIOU_TOLERANCE of the fp32 evaluation's."""
+    seen = []
+    original = PixelClassifier.predict
+
+    def spy(self, images, *args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return original(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(PixelClassifier, "predict", spy)
+    fp32 = _evaluate(trained_fp32, tmp_path / "fp32.json")
+    assert seen and not any(seen) and fp32["precision"] == "fp32"  # default: train.precision, no autocast
+    seen.clear()
+    bf16 = _evaluate(trained_fp32, tmp_path / "bf16.json", precision="bf16")
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    saved = json.loads((tmp_path / "bf16.json").read_text())
+    assert saved["precision"] == "bf16" and saved["images_per_s"] > 0 and saved["num_images"] == 8
+    assert fp32["scores"]["miou"] > 0.3, fp32["scores"]  # trained: a tolerance on chance-level scores would say little
+    assert abs(bf16["scores"]["miou"] - fp32["scores"]["miou"]) <= BF16_EVAL_MIOU_TOLERANCE, (bf16["scores"], fp32["scores"])
+
+
+def test_evaluation_workers_give_identical_scores(trained_fp32, tmp_path):
+    """eval.num_workers 2 loads the same images in the same order: scores and per-image areas equal to 0 workers'."""
+    import numpy as np
+
+    main = _evaluate(trained_fp32, tmp_path / "w0.json")
+    workers = _evaluate(trained_fp32, tmp_path / "w2.json", num_workers=2)
+    assert workers["num_workers"] == 2 and main["num_workers"] == 0
+    assert workers["scores"] == main["scores"] and workers["grid_ratio"] == main["grid_ratio"]
+    with np.load(tmp_path / "w0.npz") as a, np.load(tmp_path / "w2.npz") as b:
+        assert set(a.files) == set(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("eval__precision", "bfloat16", r"eval\.precision must be one of fp32, bf16, fp16 or ''"),
+    ("eval__num_workers", -1, r"eval\.num_workers must be >= 0"),
+])
+def test_bad_eval_settings_are_named(tmp_path, tiny_config, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(tmp_path, **{key: value})
+
+
+def test_eval_precision_the_device_cannot_run_is_named_before_any_image(trained_fp32, tmp_path, monkeypatch):
+    """An eval.precision the device cannot run: the error names eval.precision, and no image is read."""
+    import dataclasses
+
+    from genseg.engine import evaluate as evaluate_module
+
+    cfg, model, _ = evaluate_module.load_trained(trained_fp32)
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, precision="fp16"))
+    monkeypatch.setattr(evaluate_module, "eval_spec", lambda *a, **k: pytest.fail("read the split before checking"))
+    with pytest.raises(ConfigError, match=r"eval\.precision 'fp16': device meta has no autocast"):
+        evaluate_module.evaluate_loaded(cfg, model, torch.device("meta"), "tiny-s0", "test", "clean", tmp_path / "x.json")

@@ -181,3 +181,73 @@ def test_figures_target_rebuilds_every_table_and_figure_from_committed_results(t
         assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.pdf").exists(), name
     assert "reported" in (out / "main_results.md").read_text()
     assert (out / "benchmark.tsv").exists()  # the rule's wall time and memory (snakemake benchmark)
+
+
+def planned_job_resources(text: str) -> list[dict]:
+    """The jobs of a dry run (``snakemake -n``): rule, wildcards and resources (name -> value as
+    printed; integers as int) of every job block."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", text):
+        head = re.match(r"(?:local)?rule (\w+):\n", block)
+        if not head:
+            continue
+        fields = dict(re.findall(r"^    (wildcards|resources): (.*)$", block, re.M))
+        parse = lambda line: {k: int(v) if v.lstrip("-").isdigit() else v for k, v in (i.split("=", 1) for i in line.split(", ") if "=" in i)}
+        jobs.append({"rule": head[1], "wildcards": parse(fields.get("wildcards", "")), "resources": parse(fields.get("resources", ""))})
+    return jobs
+
+
+TRAIN_RULES = ("train", "posterior_learning", "inverse_stage")  # GSS's stages are the train rule under other names
+RESOURCE_KEYS = ("train_threads", "train_mem_mb", "train_runtime_min", "eval_threads", "eval_mem_mb", "eval_runtime_min",
+                 "eval_sweep_runtime_min", "gpus_per_job")
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.stem)
+def test_slurm_jobs_carry_their_configs_resources(tmp_path, path):
+    """`snakemake -n --profile workflow/profiles/slurm` of a paper config: every train job asks for the
+    config's train_threads (cpus_per_task: SLURM --cpus-per-task), train_mem_mb (--mem),
+    train_runtime_min (-t) and gpus_per_job (--gpus); every evaluate job for eval_threads, eval_mem_mb
+    and eval_runtime_min, or eval_sweep_runtime_min when its method has a sweep (FlowSeg's steps).
+    The profile sets none of them for these rules."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
+    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    assert not {"train", "evaluate"} & set(profile.get("set-resources", {}) | profile.get("set-threads", {}))
+    config = yaml.safe_load(path.read_text())
+    res = config["resources"]
+    assert set(res) == set(RESOURCE_KEYS), "a paper config sizes every job resource"  # no silent defaults
+    swept = {m for m in config["evaluate"].get("sweeps", {})}
+    run = snakemake("-n", "--profile", str(REPO / "workflow/profiles/slurm"), "--configfile", str(path), "--directory", str(tmp_path))
+    jobs = planned_job_resources(planned_jobs(run))
+    trains = [j for j in jobs if j["rule"] in TRAIN_RULES]
+    evals = [j for j in jobs if j["rule"] == "evaluate"]
+    assert len(trains) == len(evals) == len(config["experiments"]) * len(config["seeds"])
+    for job in trains:
+        assert {k: job["resources"].get(k) for k in ("cpus_per_task", "mem_mb", "runtime", "gpu")} == {
+            "cpus_per_task": res["train_threads"], "mem_mb": res["train_mem_mb"], "runtime": res["train_runtime_min"],
+            "gpu": res["gpus_per_job"]}, job
+    for job in evals:
+        experiment = job["wildcards"]["run"].rsplit("-s", 1)[0]
+        sweep = config["experiments"][experiment]["model"]["method"] in swept
+        assert {k: job["resources"].get(k) for k in ("cpus_per_task", "mem_mb", "runtime", "gpu")} == {
+            "cpus_per_task": res["eval_threads"], "mem_mb": res["eval_mem_mb"],
+            "runtime": res["eval_sweep_runtime_min" if sweep else "eval_runtime_min"], "gpu": res["gpus_per_job"]}, job
+    if swept:
+        assert any(config["experiments"][j["wildcards"]["run"].rsplit("-s", 1)[0]]["model"]["method"] in swept for j in evals)
+
+
+def test_resources_missing_new_keys_take_the_schema_defaults_and_a_bad_value_is_named(tmp_path):
+    """A config with only the original resource keys still plans: evaluate jobs get eval_threads 1 and
+    eval_runtime_min 30 (the schema's defaults; no sweep runtime: eval_runtime_min); a bad value names its key."""
+    cfg = tiny_workflow_config()
+    cfg["resources"] = {"train_threads": 2, "train_mem_mb": 3000, "train_runtime_min": 45, "eval_mem_mb": 1500, "gpus_per_job": 0}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(cfg))
+    jobs = planned_job_resources(planned_jobs(snakemake("-n", "--configfile", str(tmp_path / "old.yaml"), "--directory", str(tmp_path))))
+    evals = [j["resources"] for j in jobs if j["rule"] == "evaluate"]
+    trains = [j["resources"] for j in jobs if j["rule"] in TRAIN_RULES]
+    assert evals and all((r["cpus_per_task"], r["mem_mb"], r["runtime"], r["gpu"]) == (1, 1500, 30, 0) for r in evals)
+    assert trains and all((r["cpus_per_task"], r["mem_mb"], r["runtime"]) == (2, 3000, 45) for r in trains)
+    cfg["resources"]["eval_runtime_min"] = 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    run = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), "--directory", str(tmp_path), check=False)
+    assert run.returncode != 0 and "eval_runtime_min" in run.stdout + run.stderr

@@ -1,8 +1,8 @@
 """Evaluation: predict a split, accumulate the confusion matrix, write a metrics JSON.
 
-Each evaluation writes ``<out>.json`` (scores, grid ratio, provenance, speed, memory) and
-``<out>.npz`` with per-image, per-class areas (intersect, union, pred_area, label_area),
-so statistics over images need no re-inference.
+Each evaluation writes ``<out>.json`` (scores, grid ratio, provenance, the autocast precision,
+speed as ``images_per_s``, memory) and ``<out>.npz`` with per-image, per-class areas (intersect,
+union, pred_area, label_area), so statistics over images need no re-inference.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, GridArtifacts, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
-from .precision import autocast
+from .precision import autocast, check_precision, eval_precision
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -58,6 +58,7 @@ def predict_split(
     window: dict | None = None,
     class_map: np.ndarray | None = None,
     keep_samples: int = 0,
+    num_workers: int = 0,
 ) -> dict:
     """Run ``model.predict`` over ``dataset``; returns scores, timing and optional per-image areas.
 
@@ -66,6 +67,9 @@ def predict_split(
     evaluated in the test set's own taxonomy; see :mod:`genseg.data.taxonomy`).
     ``keep_samples``: also return the first N (image, label, prediction) triples as uint8
     arrays (``out["samples"]``), for qualitative figures drawn from results alone.
+    ``num_workers``: DataLoader worker processes (0: the main process); batches are pinned in
+    page-locked memory and copied without blocking when ``device`` is an accelerator.
+    Precision: the caller's autocast, if any, applies to ``model.predict`` (see :func:`evaluate_loaded`).
 
     ``out["grid_ratio"]``: :class:`~genseg.metrics.GridArtifacts` ratios at 8 and 16 px
     (keys "8", "16"; None when undefined), on the predictions at the model's input
@@ -77,8 +81,10 @@ def predict_split(
     subset = torch.utils.data.Subset(dataset, list(indices))
     # Its own generator: creating a loader draws a seed, which must not come from the global
     # stream a training run is using (validation cadence would change the training).
+    # Workers: the order and the images are the same (shuffle off, deterministic eval transforms).
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=same_size_batches,
-                                         generator=torch.Generator())
+                                         generator=torch.Generator(), num_workers=num_workers,
+                                         pin_memory=device.type != "cpu")
     matrix = ConfusionMatrix(num_classes, IGNORE_INDEX, device=device)
     grid = GridArtifacts((8, 16))
     areas: dict[str, list] = {"intersect": [], "union": [], "pred_area": [], "label_area": []}
@@ -86,7 +92,7 @@ def predict_split(
     samples: dict[str, np.ndarray] = {}
     for groups in tqdm(loader, desc=f"eval {dataset.spec.name}", disable=not progress, leave=False):
         for x, y in groups:
-            x, y = x.to(device), y.to(device)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             start = time.perf_counter()
             pred, native = predict_batch(model, x, y, model_classes, **(window or {}), return_native=True,
                                          **(predict_options or {}))
@@ -158,14 +164,16 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
     ``budget``: :func:`training_budget` of the run, recorded as is.
     """
     options = {**cfg.eval.predict, **(predict_options or {})}
+    precision, key = eval_precision(cfg)  # eval.precision, default: the precision it was trained in
+    check_precision(precision, dev, key)  # before any image is read
     spec, class_map = spec or eval_spec(cfg.data, split, domain)
     reset_peak_memory(dev)
     start = time.perf_counter()
-    with autocast(cfg.train.precision, dev):  # evaluated in the precision it was trained in
+    with autocast(precision, dev):
         result = predict_split(
             model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True,
             progress=progress, window=eval_window(cfg), class_map=class_map,
-            keep_samples=SAMPLES_PER_EVALUATION if not predict_options else 0,
+            keep_samples=SAMPLES_PER_EVALUATION if not predict_options else 0, num_workers=cfg.eval.num_workers,
         )
     wall = time.perf_counter() - start
     per_image = {**result.pop("per_image"), **result.pop("samples", {})}
@@ -178,6 +186,8 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
         "split": split,
         "domains": [domain] if domain else [],
         "predict_options": options,
+        "precision": precision,
+        "num_workers": cfg.eval.num_workers,
         "model": {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))},
         "classes": list(spec.classes),
         "budget": budget,

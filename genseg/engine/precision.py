@@ -11,16 +11,22 @@ from ..config import ConfigError
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """ConfigError naming ``train.precision`` and the device when the device cannot run it."""
+def check_precision(precision: str, device: torch.device, key: str = "train.precision") -> None:
+    """ConfigError naming ``key`` (the config key that chose ``precision``) and the device when the
+    device cannot run it."""
     if precision == "fp32":
         return
     if not torch.amp.is_autocast_available(device.type):
-        raise ConfigError(f"train.precision {precision!r}: device {device} has no autocast; use fp32")
+        raise ConfigError(f"{key} {precision!r}: device {device} has no autocast; use fp32")
     module = torch.get_device_module(device.type) if device.type != "cpu" else None
     supported = getattr(module, "is_bf16_supported", None)
     if precision == "bf16" and supported is not None and not supported():
-        raise ConfigError(f"train.precision 'bf16': device {device} does not support bfloat16; use fp16 or fp32")
+        raise ConfigError(f"{key} 'bf16': device {device} does not support bfloat16; use fp16 or fp32")
+
+
+def eval_precision(cfg) -> tuple[str, str]:
+    """(precision, the key that set it) of a run's evaluation: ``eval.precision``, else ``train.precision``."""
+    return (cfg.eval.precision, "eval.precision") if cfg.eval.precision else (cfg.train.precision, "train.precision")
 
 
 def autocast(precision: str, device: torch.device):

@@ -61,6 +61,10 @@ RUNS = run_configs(
     RUNS_DIR,
 )
 EVAL_SPLIT = config["evaluate"]["split"]
+# What train and evaluate jobs ask the scheduler for (schema `resources`; validate filled the
+# defaults of absent keys). The slurm profile sets none of these for train/evaluate: the config
+# decides (the gpu profile still sets gpu 1 and 8 train threads).
+RESOURCES = config["resources"]
 # Pre-flight (genseg/preflight.py): every missing dataset root or pretrained file, in one message
 # now; a real run stops in onstart, before any job (a dry run only warns; so does preflight: warn).
 PREFLIGHT = preflight_check(EXPANDED, RUNS, RUNS_DIR)
@@ -111,6 +115,16 @@ def eval_plan_json(wildcards):
             config["evaluate"], cfg, with_sweeps=cfg.name not in ABLATION_EXPERIMENTS
         )
     )
+
+
+def eval_runtime(wildcards):
+    """An evaluate job's minutes: resources.eval_sweep_runtime_min (default eval_runtime_min)
+    when its plan evaluates sweep values (e.g. FlowSeg's step counts), else eval_runtime_min.
+    """
+    plan = json.loads(eval_plan_json(wildcards))
+    if any(options for _, options in plan):
+        return RESOURCES.get("eval_sweep_runtime_min", RESOURCES["eval_runtime_min"])
+    return RESOURCES["eval_runtime_min"]
 
 
 def eval_outputs():

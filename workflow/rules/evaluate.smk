@@ -13,11 +13,12 @@ rule evaluate:
         f"logs/{config['name']}/evaluate/{{run}}_{{split}}.log",
     conda:
         "../../environment.yml"
-    threads: 1
+    threads: RESOURCES["eval_threads"]
     resources:
-        mem_mb=config["resources"]["eval_mem_mb"],
-        runtime=30,
-        gpu=config["resources"]["gpus_per_job"],
+        cpus_per_task=RESOURCES["eval_threads"],
+        mem_mb=RESOURCES["eval_mem_mb"],
+        runtime=eval_runtime,
+        gpu=RESOURCES["gpus_per_job"],
     params:
         run_dir=lambda w, input: os.path.dirname(input.model),
         out_dir=lambda w, output: os.path.dirname(output.index),

@@ -4,6 +4,8 @@
 # inverse with all before it frozen.
 # Train and evaluate pass their `gpu` resource as --gpus: the job checks it against the visible
 # devices and locks free ones (genseg.devices), so concurrent jobs get distinct GPUs.
+# Their threads, cpus_per_task, mem_mb, runtime and gpu come from the config's `resources`
+# (common.smk RESOURCES); cpus_per_task is what SLURM's --cpus-per-task reads.
 
 
 rule run_config:
@@ -35,11 +37,12 @@ rule train:
         run=runs_of("train"),
     conda:
         "../../environment.yml"
-    threads: config["resources"]["train_threads"]
+    threads: RESOURCES["train_threads"]
     resources:
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime_min"],
-        gpu=config["resources"]["gpus_per_job"],
+        cpus_per_task=RESOURCES["train_threads"],
+        mem_mb=RESOURCES["train_mem_mb"],
+        runtime=RESOURCES["train_runtime_min"],
+        gpu=RESOURCES["gpus_per_job"],
     shell:
         "OMP_NUM_THREADS={threads} genseg train {input.config} --gpus {resources.gpu} > {log} 2>&1"
 
