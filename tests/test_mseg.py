@@ -168,3 +168,18 @@ def test_mapillary_reads_the_v2_archives_v12_labels(tmp_path):
     (root / "training" / "labels").rename(root / "training" / "v1.2" / "labels")
     spec = load_split("mapillary", str(root), "train")
     assert all(label.parent == root / "training" / "v1.2" / "labels" for _, label in spec.pairs)
+
+
+def test_full_mseg_config_stops_naming_the_first_dataset_it_cannot_read(tmp_path):
+    """paper-gss-mseg.yaml lists MSeg's 7 training sets; 4 are not taxonomy members yet (README of the taxonomy)."""
+    import yaml
+    from conftest import REPO
+
+    from genseg.data.sources import train_spec
+    from genseg.experiments import apply_overlay, run_configs
+
+    workflow = apply_overlay({**yaml.safe_load((REPO / "workflow/config/paper-gss-mseg.yaml").read_text()), "overlay": ""})
+    cfg = next(iter(run_configs(workflow, tmp_path, tmp_path / "runs").values()))
+    assert cfg.data.train_domains == ("ade20k", "bdd", "cityscapes", "coco_panoptic", "idd", "mapillary", "sunrgbd")
+    with pytest.raises(DataError, match=r"taxonomy 'mseg' has no dataset 'ade20k'; it maps bdd, camvid, cityscapes"):
+        train_spec(cfg.data, "train", cfg.data.train_domains)

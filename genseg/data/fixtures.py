@@ -51,6 +51,8 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
 
 
 FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes")
+# what `genseg write-fixture` writes for paper-gss-mseg.yaml's smoke overlay (also linked as <root>/mseg/<member>)
+MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "pascal_context", "wilddash")
 MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "pascal_context", "kitti", "wilddash", "scannet")
 
 # raw label values drawn for rectangles, and the unlabelled value, per dataset
