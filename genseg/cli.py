@@ -38,7 +38,8 @@ def cmd_write_fixture(args) -> None:
     from .data.fixtures import FIXTURE_DATASETS, MSEG_SMOKE_MEMBERS, SMOKE_DVAE, write_fixture, write_smoke_dvae
 
     root = Path(args.root)
-    for dataset in FIXTURE_DATASETS + tuple(m for m in MSEG_SMOKE_MEMBERS if m not in FIXTURE_DATASETS):
+    datasets = FIXTURE_DATASETS + tuple(m for m in MSEG_SMOKE_MEMBERS if m not in FIXTURE_DATASETS)
+    for dataset in datasets:
         write_fixture(dataset, root / dataset, num_train=args.num_images, num_val=args.num_images)
     for member in MSEG_SMOKE_MEMBERS:  # <root>/mseg/<member>: the layout of data.root for the taxonomy `mseg`
         link = root / "mseg" / member
@@ -46,7 +47,7 @@ def cmd_write_fixture(args) -> None:
         if not link.exists():
             link.symlink_to(Path("..") / member, target_is_directory=True)
     write_smoke_dvae(root / "weights" / SMOKE_DVAE)
-    print(f"wrote {', '.join(FIXTURE_DATASETS + MSEG_SMOKE_MEMBERS)} under {root} and {root / 'weights' / SMOKE_DVAE}; "
+    print(f"wrote {', '.join(datasets)} under {root} and {root / 'weights' / SMOKE_DVAE}; "
           f"smoke runs: GENSEG_DATA={root} GENSEG_WEIGHTS={root / 'weights'}")
 
 
