@@ -211,6 +211,17 @@ FORMATS = [
         decoys=lambda split, i: (f"VOCdevkit/VOC2010/SegmentationClass/2008_{i:06d}.png",),  # VOC's own 21 classes
     ),
     Fmt(
+        "idd",
+        image=lambda split, i: f"IDD_Segmentation/leftImg8bit/{split}/{i % 2}/{i:06d}_leftImg8bit.png",
+        label=lambda split, i: f"IDD_Segmentation/gtFine/{split}/{i % 2}/{i:06d}_gtFine_labelids.png",
+        label_dir="IDD_Segmentation/gtFine/train",
+        num_classes=39,
+        raw=(0, 34, 35, 39, 36),  # 35 unlabeled; 36..39 shift down past it
+        mapped=(0, 34, IGNORE_INDEX, 38, 35),
+        undefined=40,
+        decoys=lambda split, i: (f"IDD_Segmentation/gtFine/{split}/{i % 2}/{i:06d}_gtFine_labellevel3Ids.png",),
+    ),
+    Fmt(
         "scannet",
         image=lambda split, i: f"scannet_frames_25k/scene{i:04d}_00/color/000100.jpg",
         label=lambda split, i: f"scannet_frames_25k/scene{i:04d}_00/label/000100.png",
@@ -354,6 +365,7 @@ def test_unknown_split_and_domains_are_refused(dataset):
         ("bdd", "bdd100k/seg", {}),
         ("coco_panoptic", "", {"train2017": 3, "val2017": 1}),
         ("pascal_context", "VOCdevkit/VOC2010", {}),
+        ("idd", "IDD_Segmentation", {}),
     ],
 )
 def test_dataset_folder_itself_and_split_aliases(tmp_path, name, nest, aliases):

@@ -81,7 +81,8 @@ SUNRGBD_CLASSES = (
 )  # fmt: skip
 
 # IDD (full, not IDD-Lite): the 39 classes MSeg trains on, in the order of
-# mseg-api mseg/dataset_lists/idd-39/idd-39_names.txt. No adapter reads full IDD yet.
+# mseg-api mseg/dataset_lists/idd-39/idd-39_names.txt: AutoNUE's label ids 0..39
+# (public-code helpers/anue_labels.py) without 35 "unlabeled".
 IDD_CLASSES = (
     "road", "parking", "drivable fallback", "sidewalk", "rail track", "non-drivable fallback", "person", "animal",
     "rider", "motorcycle", "bicycle", "autorickshaw", "car", "truck", "bus", "caravan", "trailer", "train",

@@ -44,6 +44,9 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
     if dataset == "wilddash":
         stem = f"{['at', 'cn', 'us'][i % 3]}{i:04d}_100000"
         return f"wd_val_01/{stem}.png", f"wd_val_01/{stem}_labelIds.png"
+    if dataset == "idd":
+        stem = f"{i % 2}/{i:06d}"
+        return f"IDD_Segmentation/leftImg8bit/{split}/{stem}_leftImg8bit.png", f"IDD_Segmentation/gtFine/{split}/{stem}_gtFine_labelids.png"
     if dataset == "scannet":
         scene = f"scene{700 * (split == 'val') + i // 2:04d}_00"
         return f"scannet_frames_25k/{scene}/color/{100 * (i % 2):06d}.jpg", f"scannet_frames_25k/{scene}/label/{100 * (i % 2):06d}.png"
@@ -53,7 +56,7 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
 FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes")
 # what `genseg write-fixture` writes for paper-gss-mseg.yaml's smoke overlay (also linked as <root>/mseg/<member>)
 MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "pascal_context", "wilddash")
-MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "pascal_context", "kitti", "wilddash", "scannet")
+MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "idd", "pascal_context", "kitti", "wilddash", "scannet")
 
 # raw label values drawn for rectangles, and the unlabelled value, per dataset
 _CITYSCAPES_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 1, 4)  # 1, 4: ignored ids
@@ -68,6 +71,7 @@ _RAW = {
     "kitti": (_CITYSCAPES_IDS, 0),
     "wilddash": (_CITYSCAPES_IDS, 0),
     "scannet": (range(1, 41), 0),
+    "idd": (range(0, 40), 35),
 }
 
 

@@ -25,6 +25,7 @@ from .base import (
 from .class_lists import (
     CITYSCAPES_LABEL_TO_TRAIN,
     COCO_PANOPTIC_CLASSES,
+    IDD_CLASSES,
     KITTI_MSEG_VAL,
     MAPILLARY_CLASSES,
     PASCAL_CONTEXT_CLASSES,
@@ -385,7 +386,7 @@ def voc(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
 
 
 # --------------------------------------------------------------------------------------
-# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary; testing
+# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary, IDD; testing
 # PASCAL Context, KITTI, WildDash, ScanNet. Class lists in genseg/data/class_lists.py.
 # --------------------------------------------------------------------------------------
 
@@ -431,6 +432,15 @@ WILDDASH_LAYOUT = """\
   (the other <id>_*.png files of wd_val_01/ and wd_both_01/ (no public labels) are not read)
 splits: val"""
 
+IDD_LAYOUT = """\
+<root>/IDD_Segmentation/                           (or <root> is this folder itself)
+  leftImg8bit/{train,val}/<seq>/<id>_leftImg8bit.png      RGB (IDD Segmentation, full IDD, not IDD-Lite)
+  gtFine/{train,val}/<seq>/<id>_gtFine_labelids.png       single channel, AutoNUE label ids 0..39 (helpers/anue_labels.py
+                                                          `id`; public-code preperation/createLabels.py --id-type id):
+                                                          0..34 classes, 35 unlabeled (ignored), 36..39 -> classes 35..38
+  (the archive ships gtFine/<split>/<seq>/<id>_gtFine_polygons.json: create the label PNGs once with createLabels.py;
+   the JSON and other generated label PNGs are not read; test/ has no labels)"""
+
 SCANNET_LAYOUT = """\
 <root>/scannet_frames_25k/  (or <root> is this folder itself)
   <scene>/color/<frame>.jpg                        RGB (ScanNet v2 2D benchmark, scannet_frames_25k.zip)
@@ -473,6 +483,30 @@ coco_panoptic = FolderLayout(
     splits={"train": "train2017", "val": "val2017", "train2017": "train2017", "val2017": "val2017"},
     image_dir="{split}",
     label_dir="panoptic_semseg_{split}",
+)
+
+
+def _idd_lut() -> np.ndarray:
+    """AutoNUE ``id`` -> MSeg's idd-39 order: ids 0..34 as they are, 35 (unlabeled) ignored, 36..39 -> 35..38."""
+    lut = np.full(256, -1, dtype=np.int16)
+    lut[:35] = np.arange(35)
+    lut[35] = IGNORE_INDEX
+    lut[36:40] = np.arange(35, 39)
+    lut[IGNORE_INDEX] = IGNORE_INDEX
+    return lut
+
+
+idd = FolderLayout(
+    dataset="idd",
+    layout=IDD_LAYOUT,
+    classes=IDD_CLASSES,
+    label_lut=_idd_lut(),
+    splits={"train": "train", "val": "val"},
+    image_dir="leftImg8bit/{split}",
+    label_dir="gtFine/{split}",
+    image_suffix="_leftImg8bit",
+    label_suffix="_gtFine_labelids",
+    nests=("IDD_Segmentation",),
 )
 
 
@@ -590,6 +624,7 @@ LAYOUTS: dict[str, tuple[Callable[[Path, str, Sequence[str]], SplitSpec], str]] 
     "kitti": (kitti, KITTI_LAYOUT),
     "wilddash": (wilddash, WILDDASH_LAYOUT),
     "scannet": (scannet, SCANNET_LAYOUT),
+    "idd": (idd, IDD_LAYOUT),
 }
 
 
