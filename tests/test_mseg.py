@@ -183,3 +183,25 @@ def test_full_mseg_config_stops_naming_the_first_dataset_it_cannot_read(tmp_path
     assert cfg.data.train_domains == ("ade20k", "bdd", "cityscapes", "coco_panoptic", "idd", "mapillary", "sunrgbd")
     with pytest.raises(DataError, match=r"taxonomy 'mseg' has no dataset 'ade20k'; it maps bdd, camvid, cityscapes"):
         train_spec(cfg.data, "train", cfg.data.train_domains)
+
+
+def test_hrnet_prior_reads_timms_imagenet_file_as_four_branches(tmp_path):
+    """paper-gss-mseg.yaml's HRNet prior: timm HRNet, feature_location "" (the 4 branches, as mmseg's HRNet),
+    weights from a timm classification checkpoint (here hrnet_w18_small, random, for speed)."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from genseg.methods.gss.prior import Prior
+
+    torch.manual_seed(0)
+    full = timm.create_model("hrnet_w18_small", pretrained=False)
+    path = tmp_path / "hrnet_w18_small.ms_in1k.safetensors"
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, str(path))
+    prior = Prior(16, 194, encoder="hrnet_w18_small", pretrained_file=str(path), encoder_args={"feature_location": ""},
+                  mla_dim=8, dim=16, depth=1, heads=2, window=4, ffn=16, hidden=16)
+    assert prior.backbone.feature_info.channels()[prior.first_level:] == [16, 32, 64, 128]
+    key = "stage4.0.branches.3.0.conv1.weight"
+    assert torch.equal(prior.backbone.state_dict()[key], full.state_dict()[key])
+    tokens, aux = prior(torch.zeros(1, 3, 64, 64))
+    assert tokens.shape == (1, 16, 16, 16) and aux.shape == (1, 194, 16, 16)
