@@ -35,13 +35,19 @@ def cmd_generate_synthetic(args) -> None:
 
 
 def cmd_write_fixture(args) -> None:
-    from .data.fixtures import FIXTURE_DATASETS, SMOKE_DVAE, write_fixture, write_smoke_dvae
+    from .data.fixtures import FIXTURE_DATASETS, MSEG_SMOKE_MEMBERS, SMOKE_DVAE, write_fixture, write_smoke_dvae
 
     root = Path(args.root)
-    for dataset in FIXTURE_DATASETS:
+    datasets = FIXTURE_DATASETS + tuple(m for m in MSEG_SMOKE_MEMBERS if m not in FIXTURE_DATASETS)
+    for dataset in datasets:
         write_fixture(dataset, root / dataset, num_train=args.num_images, num_val=args.num_images)
+    for member in MSEG_SMOKE_MEMBERS:  # <root>/mseg/<member>: the layout of data.root for the taxonomy `mseg`
+        link = root / "mseg" / member
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(Path("..") / member, target_is_directory=True)
     write_smoke_dvae(root / "weights" / SMOKE_DVAE)
-    print(f"wrote {', '.join(FIXTURE_DATASETS)} under {root} and {root / 'weights' / SMOKE_DVAE}; "
+    print(f"wrote {', '.join(datasets)} under {root} and {root / 'weights' / SMOKE_DVAE}; "
           f"smoke runs: GENSEG_DATA={root} GENSEG_WEIGHTS={root / 'weights'}")
 
 
@@ -205,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_generate_synthetic)
 
-    p = sub.add_parser("write-fixture", help="tiny ADE20K / COCO-Stuff / Cityscapes trees and a random dVAE for smoke runs")
+    p = sub.add_parser("write-fixture", help="tiny ADE20K / COCO-Stuff / Cityscapes trees, the MSeg smoke members, and a random dVAE for smoke runs")
     p.add_argument("root")
     p.add_argument("--num-images", type=int, default=2, help="per split")
     p.set_defaults(func=cmd_write_fixture)

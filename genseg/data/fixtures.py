@@ -1,8 +1,11 @@
-"""Tiny datasets in the real layouts (ADE20K, COCO-Stuff-164k, Cityscapes) for smoke runs and tests.
+"""Tiny datasets in the real layouts (ADE20K, COCO-Stuff-164k, Cityscapes, and the MSeg datasets
+of :data:`MSEG_FIXTURE_DATASETS`) for smoke runs and tests.
 
 Each image is a few coloured rectangles over a background; its label gives each rectangle a
-class (in the dataset's raw encoding: ADE20K 1..150 with 0 "other", the others train ids with
-255 ignore). ``write_smoke_dvae`` writes a random tiny DALL-E dVAE file for smoke runs of GSS.
+class in the dataset's raw encoding (ADE20K 1..150 with 0 "other"; Cityscapes label ids for
+KITTI and WildDash; NYU40 ids for ScanNet; Mapillary 0..64 with 65 Unlabeled; the others train
+ids with 255 ignore), with a few unlabelled pixels. Split lists (PASCAL Context, ScanNet) are
+written too. ``write_smoke_dvae`` writes a random tiny DALL-E dVAE file for smoke runs of GSS.
 """
 
 from __future__ import annotations
@@ -25,33 +28,105 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
     if dataset == "cityscapes":
         stem = f"aachen/aachen_{i:06d}_000019"
         return f"leftImg8bit/{split}/{stem}_leftImg8bit.png", f"gtFine/{split}/{stem}_gtFine_labelTrainIds.png"
-    raise ValueError(f"no fixture layout for dataset {dataset!r}; expected ade20k, cocostuff or cityscapes")
+    if dataset == "mapillary":
+        folder = {"train": "training", "val": "validation"}[split]
+        return f"{folder}/images/{split}{i:05d}.jpg", f"{folder}/labels/{split}{i:05d}.png"
+    if dataset == "bdd":
+        stem = f"{split[0]}{i:07d}-0000000{i}"
+        return f"bdd100k/seg/images/{split}/{stem}.jpg", f"bdd100k/seg/labels/{split}/{stem}_train_id.png"
+    if dataset == "coco_panoptic":
+        return f"{split}2017/{i:012d}.jpg", f"panoptic_semseg_{split}2017/{i:012d}.png"
+    if dataset == "pascal_context":
+        stem = f"2008_{i:06d}" if split == "train" else f"2010_{i:06d}"
+        return f"VOCdevkit/VOC2010/JPEGImages/{stem}.jpg", f"VOCdevkit/VOC2010/SegmentationClassContext/{stem}.png"
+    if dataset == "kitti":
+        return f"training/image_2/{i:06d}_10.png", f"training/semantic/{i:06d}_10.png"
+    if dataset == "wilddash":
+        stem = f"{['at', 'cn', 'us'][i % 3]}{i:04d}_100000"
+        return f"wd_val_01/{stem}.png", f"wd_val_01/{stem}_labelIds.png"
+    if dataset == "idd":
+        stem = f"{i % 2}/{i:06d}"
+        return f"IDD_Segmentation/leftImg8bit/{split}/{stem}_leftImg8bit.png", f"IDD_Segmentation/gtFine/{split}/{stem}_gtFine_labelids.png"
+    if dataset == "scannet":
+        scene = f"scene{700 * (split == 'val') + i // 2:04d}_00"
+        return f"scannet_frames_25k/{scene}/color/{100 * (i % 2):06d}.jpg", f"scannet_frames_25k/{scene}/label/{100 * (i % 2):06d}.png"
+    raise ValueError(f"no fixture layout for dataset {dataset!r}; expected one of {', '.join(FIXTURE_DATASETS + MSEG_FIXTURE_DATASETS)}")
 
 
 FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes")
+# what `genseg write-fixture` writes for paper-gss-mseg.yaml's smoke overlay (also linked as <root>/mseg/<member>)
+MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "pascal_context", "wilddash")
+MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "idd", "pascal_context", "kitti", "wilddash", "scannet")
+
+# raw label values drawn for rectangles, and the unlabelled value, per dataset
+_CITYSCAPES_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 1, 4)  # 1, 4: ignored ids
+_RAW = {
+    "ade20k": (range(1, 151), 0),
+    "cocostuff": (range(0, 171), 255),
+    "cityscapes": (range(0, 19), 255),
+    "mapillary": (range(0, 65), 65),
+    "bdd": (range(0, 19), 255),
+    "coco_panoptic": (range(0, 133), 255),
+    "pascal_context": (range(1, 60), 0),  # 0 is the background class
+    "kitti": (_CITYSCAPES_IDS, 0),
+    "wilddash": (_CITYSCAPES_IDS, 0),
+    "scannet": (range(1, 41), 0),
+    "idd": (range(0, 40), 35),
+}
+
+
+def _indices(dataset: str, split: str, count: int) -> list[int]:
+    """Which pairs a split holds: KITTI's val is MSeg's 50-image list, its train other images; WildDash has val only."""
+    if dataset == "kitti":
+        from .class_lists import KITTI_MSEG_VAL
+
+        return list(KITTI_MSEG_VAL) if split == "val" else [i for i in range(200) if i not in KITTI_MSEG_VAL][:count]
+    if dataset == "wilddash" and split == "train":
+        return []
+    return list(range(count))
+
+
+def _write_lists(dataset: str, root: Path, split: str, indices: list[int]) -> None:
+    if dataset == "pascal_context":
+        path = root / "VOCdevkit/VOC2010/ImageSets/SegmentationContext" / f"{split}.txt"
+        lines = [Path(_paths(dataset, split, i)[0]).stem for i in indices]
+    elif dataset == "scannet":
+        path = root / f"scannetv2_{split}.txt"
+        lines = sorted({Path(_paths(dataset, split, i)[0]).parts[1] for i in indices})
+    else:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 def write_fixture(dataset: str, root: str | Path, num_train: int = 2, num_val: int = 2, size: tuple[int, int] = (48, 64),
                   seed: int = 0) -> Path:
     """``num_train`` / ``num_val`` image-label pairs of ``size`` (h, w) under ``root`` in ``dataset``'s layout."""
     root, rng = Path(root), np.random.default_rng(seed)
-    classes = {"ade20k": range(1, 151), "cocostuff": range(0, 171), "cityscapes": range(0, 19)}[dataset]
-    classes = np.array(list(classes))
+    if dataset not in _RAW:
+        _paths(dataset, "train", 0)  # raises naming the known datasets
+    classes, unlabelled = np.array(list(_RAW[dataset][0])), _RAW[dataset][1]
     h, w = size
     for split, count in (("train", num_train), ("val", num_val)):
-        for i in range(count):
+        indices = _indices(dataset, split, count)
+        _write_lists(dataset, root, split, indices)
+        for i in indices:
             ids = rng.choice(classes, size=4, replace=False)
             label = np.full((h, w), ids[0], np.uint8)
             for cls in ids[1:]:
                 y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
                 label[y : y + h // 2, x : x + w // 2] = cls
-            label[:2, :2] = 0 if dataset == "ade20k" else 255  # a few unlabelled pixels
+            label[:2, :2] = unlabelled  # a few unlabelled pixels
             colours = rng.integers(0, 256, size=(256, 3), dtype=np.uint8)
             image = colours[label] // 2 + rng.integers(0, 128, size=(h, w, 3), dtype=np.uint8)
             image_rel, label_rel = _paths(dataset, split, i)
-            for rel, array in ((image_rel, image), (label_rel, label)):
+            label_image = Image.fromarray(label)
+            if dataset == "mapillary":  # Vistas labels are palette PNGs whose indices are the class ids
+                label_image = label_image.convert("P")
+                label_image.putpalette(colours.reshape(-1).tolist())
+            for rel, picture in ((image_rel, Image.fromarray(image)), (label_rel, label_image)):
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(array).save(root / rel, quality=95)
+                picture.save(root / rel, quality=95)
     return root
 
 

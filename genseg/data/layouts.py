@@ -22,6 +22,16 @@ from .base import (
     identity_lut,
     pair_by_stem,
 )
+from .class_lists import (
+    CITYSCAPES_LABEL_TO_TRAIN,
+    COCO_PANOPTIC_CLASSES,
+    IDD_CLASSES,
+    KITTI_MSEG_VAL,
+    MAPILLARY_CLASSES,
+    PASCAL_CONTEXT_CLASSES,
+    SCANNET_CLASSES,
+    SCANNET_NYU40_IDS,
+)
 
 DATA_ENV = "GENSEG_DATA"
 
@@ -375,6 +385,229 @@ def voc(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
     return SplitSpec(f"voc/{split}", VOC_CLASSES, tuple(pairs), identity_lut(len(VOC_CLASSES)))
 
 
+# --------------------------------------------------------------------------------------
+# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary, IDD; testing
+# PASCAL Context, KITTI, WildDash, ScanNet. Class lists in genseg/data/class_lists.py.
+# --------------------------------------------------------------------------------------
+
+MAPILLARY_LAYOUT = """\
+<root>/{training,validation}/images/<id>.jpg       RGB (Mapillary Vistas v1.2)
+<root>/{training,validation}/labels/<id>.png       v1.2 labels: palette PNG, class ids 0..64, 65 Unlabeled (ignored)
+  (the v2.0 archive's <split>/v1.2/labels/ is read where <split>/labels/ is absent; instances/, panoptic/
+   and the v2.0 labels (124 classes) are not read; testing/ has no labels)
+splits: train (training), val (validation)"""
+
+BDD_LAYOUT = """\
+<root>/bdd100k/seg/                                (or <root>/seg/, or <root> is this folder itself)
+  images/{train,val}/<id>.jpg                      RGB (BDD100K semantic segmentation, bdd100k_seg.zip)
+  labels/{train,val}/<id>_train_id.png             single channel, Cityscapes train ids 0..18, 255 ignore
+  (color_labels/ and images/test/ are not read)"""
+
+COCO_PANOPTIC_LAYOUT = """\
+<root>/{train2017,val2017}/<id>.jpg                     RGB (COCO 2017 images)
+<root>/panoptic_semseg_{train2017,val2017}/<id>.png     single channel, 133 panoptic categories as 0..132
+                                                        (category-id order: 80 things, 53 stuff), 255 ignore
+(detectron2 / Mask2Former's datasets/prepare_coco_semantic_annos_from_panoptic_annos.py, from
+ annotations/panoptic_{train,val}2017.json + panoptic_{train,val}2017/; those are not read)
+splits: train (train2017), val (val2017)"""
+
+PASCAL_CONTEXT_LAYOUT = """\
+<root>/VOCdevkit/VOC2010/  (or <root>/VOC2010/, or <root> is this folder itself)
+  JPEGImages/<id>.jpg                                 RGB
+  SegmentationClassContext/<id>.png                   single channel, 0 background, 1..59 classes (60 classes)
+  ImageSets/SegmentationContext/{train,val}.txt       one <id> per line
+(mmsegmentation's tools/dataset_converters/pascal_context.py output, from trainval_merged.json)"""
+
+KITTI_LAYOUT = """\
+<root>/training/image_2/<id>_10.png                RGB (KITTI semantics, data_semantics.zip)
+<root>/training/semantic/<id>_10.png               single channel, Cityscapes label ids 0..33 (19 kept as train ids,
+                                                   the others ignored), 255 ignore
+  (training/semantic_rgb/, training/instance/ and testing/ (no labels) are not read)
+splits: val (the 50 images of MSeg's kitti-19 val list), train (the other 150), all (all 200)"""
+
+WILDDASH_LAYOUT = """\
+<root>/wd_val_01/<id>.png                          RGB (WildDash v1 validation, wd_val_01.zip; <id> as au0000_100000)
+<root>/wd_val_01/<id>_labelIds.png                 single channel, Cityscapes label ids 0..33 (19 kept as train ids,
+                                                   the others ignored), 255 ignore
+  (the other <id>_*.png files of wd_val_01/ and wd_both_01/ (no public labels) are not read)
+splits: val"""
+
+IDD_LAYOUT = """\
+<root>/IDD_Segmentation/                           (or <root> is this folder itself)
+  leftImg8bit/{train,val}/<seq>/<id>_leftImg8bit.png      RGB (IDD Segmentation, full IDD, not IDD-Lite)
+  gtFine/{train,val}/<seq>/<id>_gtFine_labelids.png       single channel, AutoNUE label ids 0..39 (helpers/anue_labels.py
+                                                          `id`; public-code preperation/createLabels.py --id-type id):
+                                                          0..34 classes, 35 unlabeled (ignored), 36..39 -> classes 35..38
+  (the archive ships gtFine/<split>/<seq>/<id>_gtFine_polygons.json: create the label PNGs once with createLabels.py;
+   the JSON and other generated label PNGs are not read; test/ has no labels)"""
+
+SCANNET_LAYOUT = """\
+<root>/scannet_frames_25k/  (or <root> is this folder itself)
+  <scene>/color/<frame>.jpg                        RGB (ScanNet v2 2D benchmark, scannet_frames_25k.zip)
+  <scene>/label/<frame>.png                        single channel, NYU40 ids 0..40 (0 unannotated); the 20 benchmark
+                                                   classes are kept, every other id is ignored
+  (<scene>/depth/, instance/, pose/, intrinsic/ are not read)
+<root>/scannetv2_{train,val}.txt                   scene ids (scene0000_00), one per line: ScanNet's
+                                                   Tasks/Benchmark split files"""
+
+
+def _label_id_lut(to_train: Mapping[int, int], num_ids: int) -> np.ndarray:
+    """Raw ids 0..num_ids-1 -> train id where listed, else ignore; 255 ignore; the rest undefined."""
+    lut = np.full(256, -1, dtype=np.int16)
+    lut[:num_ids] = IGNORE_INDEX
+    lut[IGNORE_INDEX] = IGNORE_INDEX
+    for raw, train_id in to_train.items():
+        lut[raw] = train_id
+    return lut
+
+
+CITYSCAPES_ID_LUT = _label_id_lut(CITYSCAPES_LABEL_TO_TRAIN, 34)
+
+bdd = FolderLayout(
+    dataset="bdd",
+    layout=BDD_LAYOUT,
+    classes=CITYSCAPES_CLASSES,
+    label_lut=identity_lut(len(CITYSCAPES_CLASSES)),
+    splits={"train": "train", "val": "val"},
+    image_dir="images/{split}",
+    label_dir="labels/{split}",
+    label_suffix="_train_id",
+    nests=("bdd100k/seg", "seg"),
+)
+
+coco_panoptic = FolderLayout(
+    dataset="coco_panoptic",
+    layout=COCO_PANOPTIC_LAYOUT,
+    classes=COCO_PANOPTIC_CLASSES,
+    label_lut=identity_lut(len(COCO_PANOPTIC_CLASSES)),
+    splits={"train": "train2017", "val": "val2017", "train2017": "train2017", "val2017": "val2017"},
+    image_dir="{split}",
+    label_dir="panoptic_semseg_{split}",
+)
+
+
+def _idd_lut() -> np.ndarray:
+    """AutoNUE ``id`` -> MSeg's idd-39 order: ids 0..34 as they are, 35 (unlabeled) ignored, 36..39 -> 35..38."""
+    lut = np.full(256, -1, dtype=np.int16)
+    lut[:35] = np.arange(35)
+    lut[35] = IGNORE_INDEX
+    lut[36:40] = np.arange(35, 39)
+    lut[IGNORE_INDEX] = IGNORE_INDEX
+    return lut
+
+
+idd = FolderLayout(
+    dataset="idd",
+    layout=IDD_LAYOUT,
+    classes=IDD_CLASSES,
+    label_lut=_idd_lut(),
+    splits={"train": "train", "val": "val"},
+    image_dir="leftImg8bit/{split}",
+    label_dir="gtFine/{split}",
+    image_suffix="_leftImg8bit",
+    label_suffix="_gtFine_labelids",
+    nests=("IDD_Segmentation",),
+)
+
+
+def mapillary(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
+    """Mapillary Vistas v1.2 labels (65 classes); ``<split>/v1.2/labels`` of the v2.0 archive also works."""
+    _no_domains("mapillary", domains)
+    on_disk = _split_name("mapillary", split, {"train": "training", "val": "validation", "training": "training", "validation": "validation"})
+    image_dir = _require_dir(root / on_disk / "images", "mapillary", MAPILLARY_LAYOUT)
+    label_dir = root / on_disk / "labels"
+    if not label_dir.is_dir() and (root / on_disk / "v1.2" / "labels").is_dir():
+        label_dir = root / on_disk / "v1.2" / "labels"
+    _require_dir(label_dir, "mapillary", MAPILLARY_LAYOUT)
+    pairs = pair_by_stem(image_dir, label_dir)
+    lut = identity_lut(len(MAPILLARY_CLASSES), (len(MAPILLARY_CLASSES),))  # 65 Unlabeled
+    return SplitSpec(f"mapillary/{split}", MAPILLARY_CLASSES, tuple(pairs), lut)
+
+
+def pascal_context(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
+    """PASCAL Context (60 classes) as mmsegmentation converts it: ids listed in ``ImageSets/SegmentationContext``."""
+    _no_domains("pascal_context", domains)
+    split = _split_name("pascal_context", split, {"train": "train", "val": "val"})
+    base = _dataset_dir(root, ("VOCdevkit/VOC2010", "VOC2010"), "JPEGImages")
+    image_dir = _require_dir(base / "JPEGImages", "pascal_context", PASCAL_CONTEXT_LAYOUT)
+    label_dir = _require_dir(base / "SegmentationClassContext", "pascal_context", PASCAL_CONTEXT_LAYOUT)
+    list_file = base / "ImageSets" / "SegmentationContext" / f"{split}.txt"
+    if not list_file.is_file():
+        raise DataError(f"pascal_context: missing split list {list_file}; expected layout:\n{PASCAL_CONTEXT_LAYOUT}")
+    rows = [(line, image_dir / f"{f[0]}.jpg", label_dir / f"{f[0]}.png") for line, f in _list_lines(list_file)]
+    pairs = listed_pairs(list_file, rows)
+    return SplitSpec(f"pascal_context/{split}", PASCAL_CONTEXT_CLASSES, tuple(pairs), identity_lut(len(PASCAL_CONTEXT_CLASSES)))
+
+
+def kitti(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
+    """KITTI semantics (200 labelled images); ``val`` is MSeg's 50-image test list, ``train`` the rest."""
+    _no_domains("kitti", domains)
+    split = _split_name("kitti", split, {"val": "val", "train": "train", "all": "all"})
+    image_dir = _require_dir(root / "training" / "image_2", "kitti", KITTI_LAYOUT)
+    label_dir = _require_dir(root / "training" / "semantic", "kitti", KITTI_LAYOUT)
+    pairs = pair_by_stem(image_dir, label_dir)
+    val = {f"{i:06d}_10" for i in KITTI_MSEG_VAL}
+    if split == "val":
+        by_stem = {image.stem: (image, label) for image, label in pairs}
+        missing = [stem for stem in (f"{i:06d}_10" for i in KITTI_MSEG_VAL) if stem not in by_stem]
+        if missing:
+            raise DataError(
+                f"kitti: split val (MSeg's list) needs {image_dir / (missing[0] + '.png')} and its label "
+                f"{label_dir / (missing[0] + '.png')}; {len(missing)} of its 50 images are missing"
+            )
+        pairs = [by_stem[f"{i:06d}_10"] for i in KITTI_MSEG_VAL]
+    elif split == "train":
+        pairs = [pair for pair in pairs if pair[0].stem not in val]
+        if not pairs:
+            raise DataError(f"kitti: no images in {image_dir} outside MSeg's val list (split train)")
+    return SplitSpec(f"kitti/{split}", CITYSCAPES_CLASSES, tuple(pairs), CITYSCAPES_ID_LUT)
+
+
+def wilddash(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
+    """WildDash v1 validation: ``<id>.png`` beside ``<id>_labelIds.png`` in ``wd_val_01/``."""
+    _no_domains("wilddash", domains)
+    _split_name("wilddash", split, {"val": "val"})
+    folder = _require_dir(root / "wd_val_01", "wilddash", WILDDASH_LAYOUT)
+    suffix = "_labelIds"
+    labels = sorted(p for p in folder.iterdir() if p.suffix == ".png" and p.stem.endswith(suffix))
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXTS and p.stem.rsplit("_", 1)[-1].isdigit())
+    by_stem = {p.stem: p for p in images}
+    for label in labels:
+        if label.stem[: -len(suffix)] not in by_stem:
+            raise DataError(f"wilddash: label {label} has no image: expected {folder / label.stem[: -len(suffix)]}.png")
+    pairs = []
+    for stem, image in sorted(by_stem.items()):
+        label = folder / f"{stem}{suffix}.png"
+        if not label.is_file():
+            raise DataError(f"wilddash: image {image} has no label: expected {label}")
+        pairs.append((image, label))
+    if not pairs:
+        raise DataError(f"wilddash: no images in {folder}; expected layout:\n{WILDDASH_LAYOUT}")
+    return SplitSpec(f"wilddash/{split}", CITYSCAPES_CLASSES, tuple(pairs), CITYSCAPES_ID_LUT)
+
+
+def scannet(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
+    """ScanNet v2 2D (20 benchmark classes): the scenes of ``scannetv2_<split>.txt``, all their labelled frames."""
+    _no_domains("scannet", domains)
+    split = _split_name("scannet", split, {"train": "train", "val": "val"})
+    base = root / "scannet_frames_25k" if (root / "scannet_frames_25k").is_dir() else root
+    if not base.is_dir() or not any(base.glob("scene*/color")):
+        raise DataError(f"scannet: no <scene>/color/ folders in {base}; expected layout:\n{SCANNET_LAYOUT}")
+    list_file = next((f for f in (root / f"scannetv2_{split}.txt", base / f"scannetv2_{split}.txt") if f.is_file()), None)
+    if list_file is None:
+        raise DataError(f"scannet: missing split list {root / f'scannetv2_{split}.txt'}; expected layout:\n{SCANNET_LAYOUT}")
+    pairs = []
+    for line, fields in _list_lines(list_file):
+        scene = base / fields[0]
+        color = _require_dir(scene / "color", "scannet", SCANNET_LAYOUT)
+        label = _require_dir(scene / "label", "scannet", SCANNET_LAYOUT)
+        pairs += pair_by_stem(color, label)
+    if not pairs:
+        raise DataError(f"split list {list_file} names no scenes")
+    lut = _label_id_lut(dict(zip(SCANNET_NYU40_IDS, range(len(SCANNET_CLASSES)))), 41)
+    return SplitSpec(f"scannet/{split}", SCANNET_CLASSES, tuple(pairs), lut)
+
+
 # name -> (adapter, the on-disk layout it expects, shown in errors)
 LAYOUTS: dict[str, tuple[Callable[[Path, str, Sequence[str]], SplitSpec], str]] = {
     "synthetic": (synthetic, SYNTHETIC_LAYOUT),
@@ -384,6 +617,14 @@ LAYOUTS: dict[str, tuple[Callable[[Path, str, Sequence[str]], SplitSpec], str]] 
     "camvid": (camvid, CAMVID_LAYOUT),
     "idd_lite": (idd_lite, IDD_LITE_LAYOUT),
     "voc": (voc, VOC_LAYOUT),
+    "mapillary": (mapillary, MAPILLARY_LAYOUT),
+    "bdd": (bdd, BDD_LAYOUT),
+    "coco_panoptic": (coco_panoptic, COCO_PANOPTIC_LAYOUT),
+    "pascal_context": (pascal_context, PASCAL_CONTEXT_LAYOUT),
+    "kitti": (kitti, KITTI_LAYOUT),
+    "wilddash": (wilddash, WILDDASH_LAYOUT),
+    "scannet": (scannet, SCANNET_LAYOUT),
+    "idd": (idd, IDD_LAYOUT),
 }
 
 
