@@ -1,6 +1,7 @@
 """The Snakemake workflow: lint, planning with every profile, and one tiny end-to-end run."""
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -51,7 +52,7 @@ def planned_jobs(run) -> str:
 def test_default_config_plans_with_each_profile(profile, tmp_path):
     if profile == "slurm" and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
-    run = snakemake("-n", "--profile", str(REPO / "workflow/profiles" / profile), "--directory", str(tmp_path))
+    run = snakemake("-n", "--profile", str(REPO / "profiles" / profile), "--directory", str(tmp_path))
     text = planned_jobs(run)
     for rule in ("synthetic_data", "train", "evaluate", "aggregate", "report"):
         assert rule in text, rule
@@ -132,6 +133,36 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     snakemake("--report", str(tmp_path / "report.html"), "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "qualitative.png" in html and "cross_domain.md" in html
+    # Editing one experiment's config reruns that run (its config is a param of run_config), from step 0.
+    cfg["experiments"]["deeplabv3plus-r18"].setdefault("optim", {})["lr"] = 5e-3
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    plan = planned_jobs(snakemake("-n", "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path)))
+    assert "genseg train results/default/runs/deeplabv3plus-r18-s0/config.yaml" in plan
+    assert "genseg train results/default/runs/flowseg-kronecker-reshaped-s0/config.yaml" not in plan
+    model = "results/default/runs/deeplabv3plus-r18-s0/model.safetensors"
+    snakemake("--cores", "2", model, "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
+    record = json.loads((out / "runs" / "deeplabv3plus-r18-s0" / "train_metrics.json").read_text())
+    written = yaml.safe_load((out / "runs" / "deeplabv3plus-r18-s0" / "config.yaml").read_text())
+    assert record["resumed_from"] == 0 and written["optim"]["lr"] == 5e-3
+
+
+def test_plain_snakemake_uses_the_default_profile(tmp_path):
+    """`snakemake -n` from the repository root, no --profile: profiles/default is in effect (it prints
+    the shell commands)."""
+    run = snakemake("-n", "--directory", str(tmp_path))
+    assert "genseg generate-synthetic" in run.stdout + run.stderr
+
+
+def test_data_roots_reach_the_shell_quoted(tmp_path):
+    """A root with a space and a command substitution is a folder name, not a command."""
+    cfg = tiny_workflow_config()
+    root = tmp_path / "my data $(touch pwned)"
+    cfg["dataset"]["root"] = str(root)
+    cfg["dataset"]["synthetic"].update(num_train=2, num_val=1, num_test=1)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake("--cores", "1", str(root / "meta.json"), "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
+    assert (root / "meta.json").exists()
+    assert not (tmp_path / "pwned").exists() and not (REPO / "pwned").exists()
 
 
 def test_snakefiles_are_snakefmt_clean():
@@ -204,20 +235,20 @@ RESOURCE_KEYS = ("train_threads", "train_mem_mb", "train_runtime_min", "eval_thr
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.stem)
 def test_slurm_jobs_carry_their_configs_resources(tmp_path, path):
-    """`snakemake -n --profile workflow/profiles/slurm` of a paper config: every train job asks for the
+    """`snakemake -n --profile profiles/slurm` of a paper config: every train job asks for the
     config's train_threads (cpus_per_task: SLURM --cpus-per-task), train_mem_mb (--mem),
     train_runtime_min (-t) and gpus_per_job (--gpus); every evaluate job for eval_threads, eval_mem_mb
     and eval_runtime_min, or eval_sweep_runtime_min when its method has a sweep (FlowSeg's steps).
     The profile sets none of them for these rules."""
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
-    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert not {"train", "evaluate"} & set(profile.get("set-resources", {}) | profile.get("set-threads", {}))
     config = yaml.safe_load(path.read_text())
     res = config["resources"]
     assert set(res) == set(RESOURCE_KEYS), "a paper config sizes every job resource"  # no silent defaults
     swept = {m for m in config["evaluate"].get("sweeps", {})}
-    run = snakemake("-n", "--profile", str(REPO / "workflow/profiles/slurm"), "--configfile", str(path), "--directory", str(tmp_path))
+    run = snakemake("-n", "--profile", str(REPO / "profiles/slurm"), "--configfile", str(path), "--directory", str(tmp_path))
     jobs = planned_job_resources(planned_jobs(run))
     trains = [j for j in jobs if j["rule"] in TRAIN_RULES]
     evals = [j for j in jobs if j["rule"] == "evaluate"]

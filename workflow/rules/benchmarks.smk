@@ -23,6 +23,6 @@ rule benchmarks:
         paper_batch=int(BENCHMARKS.get("paper_batch", 2)),
         device=BENCHMARKS.get("device", "cpu"),
     shell:
-        "genseg benchmark --config-json {params.workflow_config:q} --out {output.models}"
-        " --figure {output.figure} --gpu-hours {output.gpu_hours} --paper-size {params.paper_size}"
-        " --paper-batch {params.paper_batch} --device {params.device} --threads {threads} > {log} 2>&1"
+        "genseg benchmark --config-json {params.workflow_config:q} --out {output.models:q}"
+        " --figure {output.figure:q} --gpu-hours {output.gpu_hours:q} --paper-size {params.paper_size:q}"
+        " --paper-batch {params.paper_batch:q} --device {params.device:q} --threads {threads} > {log:q} 2>&1"

@@ -22,6 +22,6 @@ if SYNTHETIC:
             num_val=SYNTH.get("num_val", 200),
             num_test=SYNTH.get("num_test", 200),
         shell:
-            "genseg generate-synthetic {params.root} --overwrite --seed {params.seed}"
-            " --image-size {params.image_size} --num-train {params.num_train}"
-            " --num-val {params.num_val} --num-test {params.num_test} > {log} 2>&1"
+            "genseg generate-synthetic {params.root:q} --overwrite --seed {params.seed:q}"
+            " --image-size {params.image_size:q} --num-train {params.num_train:q}"
+            " --num-val {params.num_val:q} --num-test {params.num_test:q} > {log:q} 2>&1"

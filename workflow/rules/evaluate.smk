@@ -24,5 +24,5 @@ rule evaluate:
         out_dir=lambda w, output: os.path.dirname(output.index),
         plan=eval_plan_json,
     shell:
-        "OMP_NUM_THREADS={threads} genseg evaluate {params.run_dir} --split {wildcards.split}"
-        " --plan {params.plan:q} --out-dir {params.out_dir} --gpus {resources.gpu} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} genseg evaluate {params.run_dir:q} --split {wildcards.split}"
+        " --plan {params.plan:q} --out-dir {params.out_dir:q} --gpus {resources.gpu} > {log:q} 2>&1"

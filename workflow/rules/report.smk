@@ -19,9 +19,9 @@ rule aggregate:
     params:
         pairs=json.dumps(config.get("compare", [])),
     shell:
-        "genseg aggregate {input.metrics} --out {output.metrics} --summary-out {output.summary}"
-        " --curves {input.curves} --curves-out {output.curves}"
-        " --pairs {params.pairs:q} --paired-out {output.paired} --samples-out {output.samples} > {log} 2>&1"
+        "genseg aggregate {input.metrics:q} --out {output.metrics:q} --summary-out {output.summary:q}"
+        " --curves {input.curves:q} --curves-out {output.curves:q}"
+        " --pairs {params.pairs:q} --paired-out {output.paired:q} --samples-out {output.samples:q} > {log:q} 2>&1"
 
 
 rule ablation_index:
@@ -76,9 +76,9 @@ rule report:
         out_dir=lambda w, output: os.path.dirname(output[0]),
         split=EVAL_SPLIT,
     shell:
-        "genseg report --metrics {input.metrics} --curves {input.curves} --ablations {input.ablations}"
-        " --paired {input.paired} --samples {input.samples} --split {params.split}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "genseg report --metrics {input.metrics:q} --curves {input.curves:q} --ablations {input.ablations:q}"
+        " --paired {input.paired:q} --samples {input.samples:q} --split {params.split:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # `snakemake figures`: every table and figure again, from the aggregated results of one
@@ -109,6 +109,6 @@ rule figures:
     params:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "genseg report --metrics {input.metrics} --curves {input.curves} --ablations {input.ablations}"
-        " --paired {input.paired} --samples {input.samples}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "genseg report --metrics {input.metrics:q} --curves {input.curves:q} --ablations {input.ablations:q}"
+        " --paired {input.paired:q} --samples {input.samples:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
-# Train: resolve each run's config, then train it (a rerun resumes from its checkpoint).
+# Train: resolve each run's config, then train it (a rerun resumes from its checkpoint; one whose
+# config changed restarts from step 0: `--on-config-change restart`).
 # GSS's stages are the same command under their own names: posterior_learning trains the
 # VQ-VAE (frozen afterwards; first, as later runs wait on it), inverse_stage trains a maskige
 # inverse with all before it frozen.
@@ -14,6 +15,12 @@ rule run_config:
     log:
         f"logs/{config['name']}/run_config/{{run}}.log",
     localrule: True
+    params:
+        # the resolved config as a param: editing it reruns this rule (Snakemake's params trigger),
+        # and the new config.yaml reruns train, which restarts a checkpoint of the old config
+        resolved=lambda wildcards: json.dumps(
+            RUNS[wildcards.run].to_dict(), sort_keys=True
+        ),
     run:
         # Checked when the workflow was parsed (common.smk); written here without a subprocess.
         write_yaml(output[0], RUNS[wildcards.run].to_dict())
@@ -44,7 +51,8 @@ rule train:
         runtime=RESOURCES["train_runtime_min"],
         gpu=RESOURCES["gpus_per_job"],
     shell:
-        "OMP_NUM_THREADS={threads} genseg train {input.config} --gpus {resources.gpu} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} genseg train {input.config:q} --gpus {resources.gpu}"
+        " --on-config-change restart > {log:q} 2>&1"
 
 
 use rule train as posterior_learning with:
