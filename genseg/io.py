@@ -53,6 +53,38 @@ def locked(path: str | Path, what: str) -> Iterator[None]:
         os.close(fd)
 
 
+_HELD: list[int] = []  # descriptors of locks held for the life of the process
+
+
+def hold_for_process(path: str | Path) -> bool:
+    """Take an exclusive ``flock`` on ``path`` until the process exits (True), or False if another
+    live process holds it. The OS drops it when the process dies, SIGKILL included."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _HELD.append(fd)
+    return True
+
+
+def clear_stale_snakemake_locks(workdir: str | Path = ".") -> list[Path]:
+    """Snakemake's own locks (``.snakemake/locks``) survive a killed run and make the rerun stop with
+    a LockException. Every genseg snakemake process holds ``.snakemake/genseg-main.lock`` for its
+    life: whoever takes it knows no other one is running here, so the remaining Snakemake locks
+    are stale; they are removed (returned). Call while parsing the Snakefile, before Snakemake locks."""
+    state = Path(workdir) / ".snakemake"
+    if not hold_for_process(state / "genseg-main.lock"):
+        return []  # another genseg snakemake runs here: its locks are live
+    stale = sorted((state / "locks").glob("*.lock"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def sha256(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

@@ -3,9 +3,16 @@ divergence, reruns that deleted outputs, two trainings on one folder, bad values
 
 import json
 import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from genseg.config import ConfigError, RunConfig
@@ -200,3 +207,40 @@ def test_run_config_round_trip_unchanged():
     """The hash a checkpoint is compared by is stable across a YAML round trip."""
     cfg = RunConfig.from_dict({"name": "x", "optim": {"lr": 0.002}})
     assert RunConfig.from_dict(cfg.to_dict()).hash() == cfg.hash()
+
+
+def _launch(run, *args):
+    """``genseg train`` in its own process group (so a SIGKILL takes it whole)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.Popen([sys.executable, "-m", "genseg", "train", str(run / "config.yaml"), *args], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_when(job, condition, timeout=300.0):
+    deadline = time.time() + timeout
+    while job.poll() is None and time.time() < deadline and not condition():
+        time.sleep(0.002)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+
+
+@pytest.mark.parametrize("moment", ["after a random step", "inside a checkpoint write"])
+def test_sigkill_then_rerun_gives_the_uninterrupted_weights(tmp_path, tiny_synthetic, tiny_config, moment):
+    """A real SIGKILL to a running ``genseg train`` (at a random step, or while its checkpoint's temp
+    file is on disk); the rerun resumes and ends on the uninterrupted run's weights, bitwise."""
+    cfg = tiny_config(tiny_synthetic, optim__iterations=8, train__checkpoint_every=1, train__val_every=4)
+    train(cfg, tmp_path / "straight")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    job = _launch(run)
+    if moment == "inside a checkpoint write":
+        _kill_when(job, lambda: any(run.glob("checkpoint.safetensors.tmp-*")) and (run / "checkpoint.safetensors").exists())
+    else:
+        after = random.Random(os.getpid()).randint(1, 6)  # a different step on each run of the suite
+        ckpt = run / "checkpoint.json"
+        _kill_when(job, lambda: ckpt.exists() and json.loads(ckpt.read_text() or "{}").get("step", 0) >= after)
+    assert not (run / "model.safetensors").exists(), "the kill came too late"
+    resumed = train(cfg, run)
+    assert 1 <= resumed["resumed_from"] < 8 and _same_weights(tmp_path / "straight", run)
+    assert not list(run.glob("*.tmp-*"))

@@ -9,6 +9,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import REPO
 
@@ -282,3 +283,39 @@ def test_resources_missing_new_keys_take_the_schema_defaults_and_a_bad_value_is_
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     run = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), "--directory", str(tmp_path), check=False)
     assert run.returncode != 0 and "eval_runtime_min" in run.stdout + run.stderr
+
+
+def test_killed_snakemake_reruns_to_the_uninterrupted_weights(tmp_path):
+    """SIGKILL to the whole snakemake process group mid-training; a plain rerun (the default profile:
+    rerun-incomplete; the stale Snakemake locks removed) resumes the run from its checkpoint and ends
+    on the weights of the same run config trained without interruption."""
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    from genseg.config import load_run_config
+    from genseg.engine.train import train
+
+    cfg = tiny_workflow_config(name="killed")
+    cfg["only"] = ["deeplabv3plus-r18"]
+    cfg["defaults"]["optim"].update(iterations=10)
+    cfg["defaults"]["train"].update(checkpoint_every=1, val_every=5)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "results" / "killed" / "runs" / "deeplabv3plus-r18-s0"
+    target = str(run.relative_to(tmp_path) / "model.safetensors")
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "1", target,
+           "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path)]
+    job = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt, deadline = run / "checkpoint.json", time.time() + 600
+    while job.poll() is None and time.time() < deadline and not (ckpt.exists() and json.loads(ckpt.read_text())["step"] >= 3):
+        time.sleep(0.01)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not (run / "model.safetensors").exists(), "the kill came too late"
+    snakemake("--cores", "1", target, "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
+    assert json.loads((run / "train_metrics.json").read_text())["resumed_from"] >= 3
+    train(load_run_config(run / "config.yaml"), tmp_path / "straight")
+    a, b = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "straight" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

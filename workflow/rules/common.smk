@@ -15,7 +15,7 @@ from genseg.experiments import (
     training_stage,
     upstream_files,
 )
-from genseg.io import write_json, write_text, write_yaml
+from genseg.io import clear_stale_snakemake_locks, write_json, write_text, write_yaml
 from genseg.preflight import check as preflight_check, message as preflight_message
 from snakemake.exceptions import WorkflowError
 
@@ -72,6 +72,11 @@ PREFLIGHT = preflight_check(EXPANDED, RUNS, RUNS_DIR)
 MAIN_PROCESS = not (workflow.remote_exec or workflow.subprocess_exec)
 if PREFLIGHT and MAIN_PROCESS:
     print(preflight_message(PREFLIGHT, config["name"]), file=sys.stderr)
+# A run killed mid-way leaves Snakemake's locks behind; with no other genseg snakemake alive in
+# this folder they are stale and removed (genseg.io.clear_stale_snakemake_locks).
+if MAIN_PROCESS:
+    for stale in clear_stale_snakemake_locks():
+        print(f"genseg: removed the stale Snakemake lock {stale} (left by a killed run)", file=sys.stderr)
 
 
 onstart:
