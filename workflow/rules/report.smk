@@ -74,10 +74,10 @@ rule report:
         "../../environment.yml"
     params:
         out_dir=lambda w, output: os.path.dirname(output[0]),
-        split=EVAL_SPLIT,
+        splits=json.dumps(DOMAIN_SPLITS),
     shell:
         "genseg report --metrics {input.metrics} --curves {input.curves} --ablations {input.ablations}"
-        " --paired {input.paired} --samples {input.samples} --split {params.split}"
+        " --paired {input.paired} --samples {input.samples} --splits {params.splits:q}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
