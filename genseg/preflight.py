@@ -36,10 +36,16 @@ def _datasets(run, domains: list[str]) -> list[tuple[str, str]]:
     data = run.data
     if is_taxonomy(data.dataset):
         members = dict.fromkeys(list(data.train_domains) + list(domains))
-        return [(m, data.roots.get(m) or (str(Path(data.root).expanduser() / m) if data.root else "")) for m in members]
+        return [(m, data.roots.get(m) or (str(_under(m, data.root)) if data.root else "")) for m in members]
     if data.dataset == "synthetic":
         return []
     return [(data.dataset, data.root)] + [(t, data.roots.get(t, "")) for t in transfer_targets(data, domains)]
+
+
+def _under(name: str, base: str) -> Path:
+    """``base/<name>`` or the first archive folder name of it that exists there."""
+    candidates = root_candidates(name, base)
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def _root(name: str, root: str) -> Path | None:
@@ -49,8 +55,7 @@ def _root(name: str, root: str) -> Path | None:
         return Path(root).expanduser()
     if not os.environ.get(DATA_ENV):
         return None
-    candidates = root_candidates(name, os.environ[DATA_ENV])
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    return _under(name, os.environ[DATA_ENV])
 
 
 def _dataset_problem(name: str, root: str) -> str:

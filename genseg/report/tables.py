@@ -23,7 +23,8 @@ def select_split(frame: pd.DataFrame, split) -> pd.DataFrame:
     split = normal_split(split)
     if isinstance(split, str):
         return frame[frame.split == split]
-    return frame[[split.get(d) == s for d, s in zip(frame.domain, frame.split)]]
+    keep = np.array([split.get(d) == s for d, s in zip(frame.domain, frame.split)], dtype=bool)
+    return frame.loc[keep]
 
 
 def split_text(split) -> str:
