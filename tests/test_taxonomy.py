@@ -302,6 +302,12 @@ def test_run_stops_before_training_above_the_ignored_threshold(tmp_path, tiny_co
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "model.safetensors").exists()
     accepted = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_ignored_fraction=1.0))
-    train(accepted, tmp_path / "run")
+    record = train(accepted, tmp_path / "run")
     report = json.loads((tmp_path / "run" / "ignored_pixels.json").read_text())
     assert report["datasets"][0]["fraction"] == pytest.approx(share) and report["max_ignored_fraction"] == 1.0
+    # validation is scored as the evaluation scores: CamVid val in CamVid's 11 classes, not universal ones
+    from genseg.engine.evaluate import evaluate_run
+
+    evaluated = evaluate_run(tmp_path / "run", "val", ["camvid"], tmp_path / "eval.json", progress=False)
+    assert len(evaluated["scores"]["iou"]) == 11
+    assert record["final_val_miou"] == pytest.approx(evaluated["scores"]["miou"])
