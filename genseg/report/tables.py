@@ -128,7 +128,8 @@ def cross_domain(frame: pd.DataFrame, split="test") -> pd.DataFrame:
         return pd.DataFrame({"Method": ["no unseen test domains in this config"]}).set_index("Method")
     targets = sel[~sel.in_domain].assign(column=lambda f: [labelled(d, split_of(split, d)) for d in f.domain])
     hmean = (targets.groupby(["experiment", "seed"]).value.agg(harmonic_mean).reset_index().assign(column="h.mean"))
-    in_splits = ", ".join(sorted({f"{d} {split_of(split, d)}" for d in sel[sel.in_domain].domain})) if split_of(split, "") == "" and isinstance(normal_split(split), dict) else ""
+    per_domain = isinstance(normal_split(split), dict)  # domains differ in split: name each in-domain one's
+    in_splits = ", ".join(sorted({f"{d} {split_of(split, d)}" for d in sel[sel.in_domain].domain})) if per_domain else ""
     in_column = labelled("in-domain", in_splits)
     source = sel[sel.in_domain].assign(column=in_column)
     rows = pd.concat([targets, hmean, source], ignore_index=True)
