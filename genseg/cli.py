@@ -40,7 +40,8 @@ def cmd_write_fixture(args) -> None:
     root = Path(args.root)
     datasets = FIXTURE_DATASETS + tuple(m for m in MSEG_SMOKE_MEMBERS if m not in FIXTURE_DATASETS)
     for dataset in datasets:
-        write_fixture(dataset, root / dataset, num_train=args.num_images, num_val=args.num_images)
+        write_fixture(dataset, root / dataset, num_train=args.num_images, num_val=args.num_images,
+                      num_test=args.num_images if dataset == "camvid" else 0)
     for member in MSEG_SMOKE_MEMBERS:  # <root>/mseg/<member>: the layout of data.root for the taxonomy `mseg`
         link = root / "mseg" / member
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def cmd_evaluate(args) -> None:
     from .engine.evaluate import evaluate_plan, evaluate_run
 
     if args.plan:
-        plan = [(domain, options) for domain, options in json.loads(args.plan)]
+        plan = [tuple(entry) for entry in json.loads(args.plan)]  # [domain, options] or [domain, options, window]
         print(evaluate_plan(args.run_dir, args.split, plan, args.out_dir, device=args.device, gpus=args.gpus))
         return
     if not args.out:
@@ -112,7 +113,7 @@ def cmd_report(args) -> None:
     from .report.build import build_report
 
     build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples,
-                 split=args.split)
+                 split=json.loads(args.splits) if args.splits else args.split)
 
 
 def cmd_models(args) -> None:
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_generate_synthetic)
 
-    p = sub.add_parser("write-fixture", help="tiny ADE20K / COCO-Stuff / Cityscapes trees, the MSeg smoke members, and a random dVAE for smoke runs")
+    p = sub.add_parser("write-fixture", help="tiny ADE20K / COCO-Stuff / Cityscapes / CamVid / IDD-Lite trees, the MSeg smoke members, and a random dVAE for smoke runs")
     p.add_argument("root")
     p.add_argument("--num-images", type=int, default=2, help="per split")
     p.set_defaults(func=cmd_write_fixture)
@@ -266,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablations", default="", help="the workflow's ablations.json (rows of each ablation file)")
     p.add_argument("--paired", default="", help="paired comparisons CSV from `genseg aggregate --paired-out`")
     p.add_argument("--samples", default="", help="kept samples (.npz) from `genseg aggregate --samples-out`")
-    p.add_argument("--split", default="test", help="the evaluated split the tables show (the workflow config's evaluate.split)")
+    p.add_argument("--split", default="test", help="the evaluated split the tables show, for every domain")
+    p.add_argument("--splits", default="", help='JSON {domain: split}: each domain\'s own split (the workflow\'s evaluate.domains); overrides --split')
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report)
 

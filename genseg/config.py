@@ -32,7 +32,10 @@ class DataConfig:
 
     dataset: str = "synthetic"  # a layout (genseg.data.layouts) or a taxonomy (genseg.data.sources)
     root: str = ""
-    roots: dict = field(default_factory=dict)  # taxonomy members' roots, by member name
+    roots: dict = field(default_factory=dict)  # other datasets' roots (taxonomy members, transfer targets), by name
+    ignore_classes: dict = field(default_factory=dict)  # taxonomy: dataset -> [classes dropped on purpose]
+    max_ignored_fraction: float = 0.05  # taxonomy: stop if a train dataset loses more labelled pixels than this
+    ignored_check_images: int = 300  # images (evenly spaced) the loss is counted on; 0: all
     train_domains: tuple[str, ...] = ()
     val_domains: tuple[str, ...] = ()
     crop_size: int = 64
@@ -201,6 +204,11 @@ def _check_values(cfg: RunConfig) -> None:
             raise ConfigError(f"optim.custom_keys.{key}: expected a mapping of lr_mult and/or decay_mult to numbers >= 0, got {mults!r}")
     if cfg.data.pipeline not in ("default", "mmseg"):
         raise ConfigError(f"data.pipeline must be 'default' or 'mmseg', got {cfg.data.pipeline!r}")
+    if not 0 <= cfg.data.max_ignored_fraction <= 1:
+        raise ConfigError(f"data.max_ignored_fraction must be in [0, 1] (1 accepts any loss), got {cfg.data.max_ignored_fraction!r}")
+    for dataset, names in cfg.data.ignore_classes.items():
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"data.ignore_classes.{dataset}: expected a list of class names, got {names!r}")
     if not 0 < cfg.data.cat_max_ratio <= 1 or min(cfg.data.resize_scale) < 1:
         raise ConfigError(f"data.cat_max_ratio must be in (0, 1] and data.resize_scale two sizes >= 1, got {cfg.data.cat_max_ratio!r}, {cfg.data.resize_scale!r}")
     if min(cfg.eval.resize) < 0 or (0 in cfg.eval.resize and max(cfg.eval.resize) > 0):

@@ -142,10 +142,38 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
     return runs
 
 
-def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True) -> list[tuple[str, dict]]:
-    """(domain, predict options) pairs to evaluate for one run.
+def eval_domains(evaluate: dict) -> list[dict]:
+    """``evaluate.domains`` as ``{name, split, scale}`` entries: a plain name is evaluated on
+    ``evaluate.split`` at the run's ``eval.scale`` (scale None); a mapping names its own split
+    and, optionally, its own scale. A domain may appear once."""
+    out, seen = [], set()
+    for i, entry in enumerate(evaluate["domains"]):
+        item = {"name": entry} if isinstance(entry, str) else dict(entry)
+        unknown = set(item) - {"name", "split", "scale"}
+        if unknown or not isinstance(item.get("name"), str):
+            raise ConfigError(f"evaluate.domains[{i}]: expected a name or {{name, split, scale}}, got {entry!r}")
+        item.setdefault("split", evaluate.get("split", "test"))
+        item.setdefault("scale", None)
+        if item["scale"] is not None and not (isinstance(item["scale"], (int, float)) and item["scale"] > 0):
+            raise ConfigError(f"evaluate.domains[{i}].scale must be > 0, got {item['scale']!r}")
+        if item["name"] in seen:
+            raise ConfigError(f"evaluate.domains[{i}]: domain {item['name']!r} listed twice (one split per domain)")
+        seen.add(item["name"])
+        out.append(item)
+    return out
 
-    Every test domain gets the run's own predict options (``{}``); the in-domain test
+
+def domain_splits(evaluate: dict) -> dict[str, str]:
+    """Test domain -> the split it is evaluated (and reported) on."""
+    return {d["name"]: d["split"] for d in eval_domains(evaluate)}
+
+
+def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: str | None = None) -> list[tuple]:
+    """(domain, predict options[, window overrides]) entries to evaluate for one run (on ``split``
+    only, if given: the domains whose split it is).
+
+    Every test domain gets the run's own predict options (``{}``), plus ``{"scale": s}`` when
+    the domain sets its own scale; the in-domain test
     domains also get one entry per value of each sweep declared for the run's method in
     ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``), except the value the
     run uses by default, which the ``{}`` entry already measures. ``with_sweeps=False`` (an
@@ -155,13 +183,20 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True) -> list[
         method_options,  # the methods import torch; the workflow needs them only here
     )
 
-    plan: list[tuple[str, dict]] = [(domain, {}) for domain in evaluate["domains"]]
+    domains = eval_domains(evaluate)
+    split_of = {d["name"]: d["split"] for d in domains}
+
+    def entry(d: dict, options: dict) -> tuple:
+        return (d["name"], options) if d["scale"] is None else (d["name"], options, {"scale": d["scale"]})
+
+    plan = [entry(d, {}) for d in domains]
     if not with_sweeps:
-        return [(domain, options) for domain, options in plan if domain in cfg.data.train_domains] or plan
-    sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
-    options = method_options(cfg.model)
-    own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}
-    for domain in evaluate["domains"]:
-        if domain in cfg.data.train_domains:  # a sweep value equal to the run's own is its default variant
-            plan += [(domain, {key: value}) for key, values in sweeps.items() for value in values if value != own[key]]
-    return plan
+        plan = [e for e in plan if e[0] in cfg.data.train_domains] or plan
+    else:
+        sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
+        options = method_options(cfg.model)
+        own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}
+        for d in domains:
+            if d["name"] in cfg.data.train_domains:  # a sweep value equal to the run's own is its default variant
+                plan += [entry(d, {key: value}) for key, values in sweeps.items() for value in values if value != own[key]]
+    return [e for e in plan if split is None or split_of[e[0]] == split]

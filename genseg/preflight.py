@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .data.layouts import DATA_ENV, LAYOUTS
-from .data.sources import is_taxonomy
+from .data.layouts import DATA_ENV, LAYOUTS, root_candidates
+from .data.sources import is_taxonomy, transfer_targets
 from .weights import load_manifest, source_text, weights_dir
 
 # Run-config keys (under ``model``) that name a local file or folder the run reads.
@@ -47,15 +47,26 @@ def _datasets(run, domains: list[str]) -> list[tuple[str, str]]:
     data = run.data
     if is_taxonomy(data.dataset):
         members = dict.fromkeys(list(data.train_domains) + list(domains))
-        return [(m, data.roots.get(m) or (str(Path(data.root).expanduser() / m) if data.root else "")) for m in members]
-    return [] if data.dataset == "synthetic" else [(data.dataset, data.root)]
+        return [(m, data.roots.get(m) or (str(_under(m, data.root)) if data.root else "")) for m in members]
+    if data.dataset == "synthetic":
+        return []
+    return [(data.dataset, data.root)] + [(t, data.roots.get(t, "")) for t in transfer_targets(data, domains)]
+
+
+def _under(name: str, base: str) -> Path:
+    """``base/<name>`` or the first archive folder name of it that exists there."""
+    candidates = root_candidates(name, base)
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def _root(name: str, root: str) -> Path | None:
-    """The folder a dataset is read from (``root``, else ``$GENSEG_DATA/<name>``); None if neither is set."""
+    """The folder a dataset is read from (``root``, else ``$GENSEG_DATA/<name>`` or an archive
+    name of it, the first that exists); None if neither is set."""
     if root:
         return Path(root).expanduser()
-    return Path(os.environ[DATA_ENV]).expanduser() / name if os.environ.get(DATA_ENV) else None
+    if not os.environ.get(DATA_ENV):
+        return None
+    return _under(name, os.environ[DATA_ENV])
 
 
 def _dataset_problem(name: str, root: str) -> str:
@@ -65,7 +76,8 @@ def _dataset_problem(name: str, root: str) -> str:
     if folder is None:
         where = f"dataset.root is empty and ${DATA_ENV} is not set (set one: the data is read from ${DATA_ENV}/{name})"
     else:
-        where = f"{folder} does not exist"
+        tried = "" if root else f" (tried {', '.join(c.name for c in root_candidates(name, os.environ[DATA_ENV]))} under ${DATA_ENV})"
+        where = f"{folder} does not exist{tried}"
     return f"dataset {name}: {where}\n    expected layout under the root:\n{layout}\n    get it: {get}"
 
 
@@ -107,7 +119,7 @@ def check(workflow: dict, runs: dict | None = None, runs_dir: str | Path = "runs
         from .experiments import run_configs
 
         runs = run_configs(workflow, workflow["dataset"].get("root", ""), runs_dir)
-    domains = list(workflow.get("evaluate", {}).get("domains", []))
+    domains = [d if isinstance(d, str) else d["name"] for d in workflow.get("evaluate", {}).get("domains", [])]
     runs_prefix = str(Path(runs_dir)).rstrip("/") + "/"
     roots: dict[tuple[str, str], None] = {}
     files: dict[tuple[Path, str], list[str]] = {}

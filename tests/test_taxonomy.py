@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -20,7 +23,9 @@ from genseg.data.taxonomy import (
     TAXONOMY_ROOT,
     converted_predictions,
     load_taxonomy,
+    ignored_fraction,
     to_universal,
+    training_table,
     union,
     universal_to_dataset,
 )
@@ -57,13 +62,17 @@ def test_shipped_road_taxonomy(road):
     assert road.mapping("camvid").classes == CAMVID
     assert road.mapping("idd_lite").classes == IDD_LITE
     assert road.mapping("cityscapes").classes == CITYSCAPES
-    assert len(set(road.classes)) == road.num_classes == len(road.descriptions)
-    assert universal_to_dataset(road, "cityscapes").tolist() == [CITYSCAPES.index(c) for c in road.classes]
+    assert len(set(road.classes)) == road.num_classes == len(road.descriptions) == len(road.parts)
+    # the 19 Cityscapes classes, then 9 merged classes (one per coarse CamVid / IDD-Lite class)
+    assert road.classes[:19] == CITYSCAPES and [i for i, p in enumerate(road.parts) if p] == list(range(19, 28))
+    assert universal_to_dataset(road, "cityscapes")[:19].tolist() == list(range(19))
     # IDD level 1 is coarse but complete: every universal class falls in one of its classes.
     assert (universal_to_dataset(road, "idd_lite") < len(IDD_LITE)).all()
-    # every universal class is trainable: some dataset class maps to it alone
-    sole = {ids[0] for m in road.mappings.values() for ids in m.universal if len(ids) == 1}
-    assert sole == set(range(road.num_classes))
+    # every universal class is trainable: some dataset class trains as it (alone or merged)
+    trained = {int(v) for d in road.datasets for v in training_table(road, d)}
+    assert trained == set(range(road.num_classes))
+    # nothing is dropped: every class of every dataset trains as some universal class
+    assert all((training_table(road, d) != IGNORE_INDEX).all() for d in road.datasets)
     # a folder path loads too
     assert load_taxonomy(TAXONOMY_ROOT / "road").classes == road.classes
 
@@ -95,9 +104,9 @@ def test_to_universal_and_union(tmp_path, road):
     relabelled = to_universal(camvid, road, "camvid")
     assert relabelled.name == "camvid/train@road" and relabelled.classes == road.classes
     label = SegmentationDataset(relabelled)[0]["label"]
-    expected = [
-        [IGNORE_INDEX, uid(road, "road"), IGNORE_INDEX, uid(road, "sky")],  # Bicyclist ambiguous, void stays ignore
-        [IGNORE_INDEX, IGNORE_INDEX, uid(road, "sidewalk"), uid(road, "vegetation")],  # Car, SignSymbol ambiguous
+    expected = [  # coarse classes train as the merged class of their parts; void stays ignore
+        [uid(road, "rider+two-wheeler"), uid(road, "road"), IGNORE_INDEX, uid(road, "sky")],
+        [uid(road, "car+truck+bus+train"), uid(road, "traffic sign+light"), uid(road, "sidewalk"), uid(road, "vegetation")],
     ]
     assert label.tolist() == expected
 
@@ -114,7 +123,7 @@ def test_to_universal_and_union(tmp_path, road):
     assert both.name == "camvid/train@road+idd_lite/train@road"
     data = SegmentationDataset(both)
     assert data[0]["label"].tolist() == expected
-    assert data[1]["label"].tolist() == [[IGNORE_INDEX, uid(road, "sky"), uid(road, "road"), IGNORE_INDEX]]
+    assert data[1]["label"].tolist() == [[uid(road, "vehicle"), uid(road, "sky"), uid(road, "road"), IGNORE_INDEX]]
 
     with pytest.raises(DataError, match="classes differ"):
         union([relabelled, idd])
@@ -203,3 +212,102 @@ def test_training_on_a_union_and_evaluating_in_the_test_sets_taxonomy(tmp_path, 
         evaluate_run(tmp_path / "run", "val", ["kitti"], tmp_path / "eval2.json", progress=False)
     with pytest.raises(ConfigError, match="data.dataset 'raod'.*road"):
         tiny_config(tmp_path, data__dataset="raod")
+
+
+def test_merged_classes_at_evaluation(road):
+    """A merged prediction counts as the test class holding all its parts, else the one holding its first part."""
+    camvid, idd, city = (universal_to_dataset(road, d) for d in ("camvid", "idd_lite", "cityscapes"))
+    assert camvid[uid(road, "building+wall")] == CAMVID.index("Building")
+    assert camvid[uid(road, "vehicle")] == CAMVID.index("Car")  # parts in Car and Bicyclist: car first
+    assert camvid[uid(road, "roadside object")] == CAMVID.index("Fence")
+    assert camvid[uid(road, "sidewalk+terrain")] == CAMVID.index("Pavement")  # terrain has no CamVid class
+    assert idd[uid(road, "building+wall")] == IDD_LITE.index("far objects")
+    assert idd[uid(road, "rider+two-wheeler")] == IDD_LITE.index("living things")
+    assert city[uid(road, "car+truck+bus+train")] == CITYSCAPES.index("car")
+
+
+def road_without_merged(tmp_path, name: str):
+    folder = tmp_path / "road"
+    shutil.copytree(TAXONOMY_ROOT / "road", folder)
+    path = folder / "universal.csv"
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["name"] != name]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "id": i} for i, row in enumerate(rows))  # ids stay 0, 1, 2, ...
+    return load_taxonomy(folder)
+
+
+def test_a_coarse_class_without_merged_class_is_never_dropped_silently(tmp_path):
+    """Rule 1: the class must get a merged class, or the config must list it in data.ignore_classes."""
+    taxonomy = road_without_merged(tmp_path, "building+wall")
+    with pytest.raises(DataError, match=r"camvid class\(es\) 'Building' \(covers building, wall\).*data.ignore_classes"):
+        training_table(taxonomy, "camvid")
+    table = training_table(taxonomy, "camvid", ignore=["Building"])
+    assert table[CAMVID.index("Building")] == IGNORE_INDEX and table[CAMVID.index("Sky")] == taxonomy.classes.index("sky")
+    with pytest.raises(DataError, match="'Buildings'.*not classes of camvid"):
+        training_table(taxonomy, "camvid", ignore=["Buildings"])
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    (",building;wall\n", ",building;walls\n", "part 'walls' of merged class 'building+wall' is not another universal class"),
+    (",building;wall\n", ",building\n", "merged class 'building+wall' has one part 'building'"),
+    (",building;vegetation\n", ",building;building+wall\n", "part 'building+wall' of merged class 'building+vegetation' is itself merged"),
+])
+def test_merged_class_validation(tmp_path, old, new, message):
+    folder = tmp_path / "road"
+    shutil.copytree(TAXONOMY_ROOT / "road", folder)
+    path = folder / "universal.csv"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    with pytest.raises(DataError) as err:
+        load_taxonomy(folder)
+    assert str(path) in str(err.value) and message in str(err.value)
+    csv_path = TAXONOMY_ROOT / "road" / "camvid.csv"
+    broken = tmp_path / "road2"
+    shutil.copytree(TAXONOMY_ROOT / "road", broken)
+    (broken / "camvid.csv").write_text(csv_path.read_text().replace(",building;wall,", ",building+wall,"))
+    with pytest.raises(DataError, match="'building\\+wall' is a merged universal class; list its parts"):
+        load_taxonomy(broken)
+
+
+def test_ignored_pixel_share_is_counted_from_the_labels(tmp_path):
+    taxonomy = road_without_merged(tmp_path, "building+wall")
+    c = {name: i for i, name in enumerate(CAMVID)}
+    labels = [np.array([[c["Building"]] * 3 + [c["Sky"]] * 5 + [11] * 2]), np.array([[c["Road"]] * 9 + [c["Building"]]])]
+    pairs = tuple(write_pair(tmp_path / "camvid", f"p{i}", label) for i, label in enumerate(labels))
+    spec = SplitSpec("camvid/train", CAMVID, pairs, identity_lut(11, (11,)))
+    loss = ignored_fraction(spec, to_universal(spec, taxonomy, "camvid", ignore=["Building"]))
+    # 18 labelled pixels (void is not labelled), 4 of them Building
+    assert loss == {"labelled": 18, "lost": 4, "fraction": pytest.approx(4 / 18), "images": 2, "by_class": {"Building": 4}}
+    assert ignored_fraction(spec, to_universal(spec, taxonomy, "camvid", ignore=["Building"]), max_images=1)["images"] == 1
+    assert ignored_fraction(spec, to_universal(spec, load_taxonomy("road"), "camvid"))["lost"] == 0
+
+
+def test_run_stops_before_training_above_the_ignored_threshold(tmp_path, tiny_config):
+    """data.max_ignored_fraction: the report is computed from the data at run start; above it, no training."""
+    from genseg.data.fixtures import write_fixture
+    from genseg.data.sources import check_ignored
+    from genseg.engine.train import train
+
+    write_fixture("camvid", tmp_path / "data" / "camvid", num_train=3, num_val=1, size=(24, 32))
+    cfg = tiny_config(tmp_path / "data", data__dataset="road", data__train_domains=["camvid"], data__crop_size=16,
+                      data__ignore_classes={"camvid": ["Sky", "Building", "Road", "Car", "Tree"]},
+                      optim__iterations=1, train__val_every=0, train__checkpoint_every=0)
+    rows, _ = check_ignored(dataclasses.replace(cfg.data, max_ignored_fraction=1.0))
+    share = rows[0]["fraction"]
+    assert 0.05 < share < 1 and rows[0]["images"] == 3 and set(rows[0]["by_class"]) <= {"Sky", "Building", "Road", "Car", "Tree"}
+    with pytest.raises(DataError, match=rf"camvid {100 * share:.1f}% above data.max_ignored_fraction = 0.05"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    accepted = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_ignored_fraction=1.0))
+    record = train(accepted, tmp_path / "run")
+    report = json.loads((tmp_path / "run" / "ignored_pixels.json").read_text())
+    assert report["datasets"][0]["fraction"] == pytest.approx(share) and report["max_ignored_fraction"] == 1.0
+    # validation is scored as the evaluation scores: CamVid val in CamVid's 11 classes, not universal ones
+    from genseg.engine.evaluate import evaluate_run
+
+    evaluated = evaluate_run(tmp_path / "run", "val", ["camvid"], tmp_path / "eval.json", progress=False)
+    assert len(evaluated["scores"]["iou"]) == 11
+    assert record["final_val_miou"] == pytest.approx(evaluated["scores"]["miou"])

@@ -192,7 +192,8 @@ def test_smoke_overlay_plans_into_its_own_results_folder(tmp_path):
     assert "results/paper-gss-ade20k/" not in text
 
 
-@pytest.mark.parametrize("name,expected", [("camvid", "gss-ff-s0"), ("road", "flowseg-kronecker-reshaped-s0")])
+@pytest.mark.parametrize("name,expected", [("camvid", "gss-ff-s0"), ("road", "flowseg-kronecker-reshaped-s0"),
+                                           ("camvid-transfer", "deeplabv3plus-r18-road-s0/eval/val/index.json")])
 def test_real_data_configs_plan(tmp_path, name, expected):
     """The CamVid config and the road-taxonomy cross-dataset config validate and plan (data is read at run time)."""
     run = snakemake("-n", "--configfile", str(REPO / f"workflow/config/{name}.yaml"), "--directory", str(tmp_path))
@@ -319,3 +320,64 @@ def test_killed_snakemake_reruns_to_the_uninterrupted_weights(tmp_path):
     train(load_run_config(run / "config.yaml"), tmp_path / "straight")
     a, b = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "straight" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def cross_domain_config(tmp_path):
+    """Both cross-domain protocols in one workflow run on fixtures in the real layouts: train on a
+    CamVid fixture, test on its test split and on an IDD-Lite fixture's val split (IDD-Lite has
+    train and val only), each domain on its own split; IDD-Lite found as $GENSEG_DATA/idd20k_lite."""
+    from genseg.data.fixtures import write_fixture
+
+    data = tmp_path / "data"
+    write_fixture("camvid", data / "camvid", num_train=4, num_val=2, num_test=2, size=(32, 48))
+    write_fixture("idd_lite", data, num_train=2, num_val=2, size=(40, 56), seed=1)  # data/idd20k_lite/...
+    cfg = tiny_workflow_config(name="xdomain")
+    cfg["dataset"] = {"name": "camvid", "root": str(data / "camvid")}
+    cfg["train_domains"] = ["camvid"]
+    cfg["evaluate"] = {"split": "test", "domains": ["camvid", {"name": "idd_lite", "split": "val", "scale": 0.75}]}
+    cfg["defaults"]["data"].update(crop_size=32, batch_size=2)
+    cfg["defaults"]["optim"].update(iterations=2, warmup_iters=1)
+    cfg["defaults"]["train"].update(val_every=2, checkpoint_every=2, val_max_images=2)
+    cfg["defaults"].setdefault("eval", {})["scale"] = 0.5  # idd_lite: its own 0.75
+    dlv3 = cfg["experiments"]["deeplabv3plus-r18"]
+    cfg["experiments"] = {
+        "dlv3-transfer": dlv3,  # protocol (b): CamVid's own 11 classes, mapped onto IDD-Lite's 7
+        "dlv3-universal": {**dlv3, "data": {"dataset": "road", "root": str(data)}},  # protocol (a): the road taxonomy
+    }
+    cfg["evaluate"].pop("sweeps", None)
+    return cfg
+
+
+@pytest.mark.slow
+def test_cross_domain_protocols_on_camvid_and_idd_lite_fixtures(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENSEG_DATA", str(tmp_path / "data"))
+    (tmp_path / "xdomain.yaml").write_text(yaml.safe_dump(cross_domain_config(tmp_path)))
+    snakemake("--cores", "2", "--configfile", str(tmp_path / "xdomain.yaml"), "--directory", str(tmp_path))
+    out = tmp_path / "results" / "xdomain"
+    for run in ("dlv3-transfer-s0", "dlv3-universal-s0"):  # one evaluation job per split
+        assert (out / "runs" / run / "eval" / "test" / "camvid" / "default.json").exists()
+        assert (out / "runs" / run / "eval" / "val" / "idd_lite" / "default.json").exists()
+        assert not (out / "runs" / run / "eval" / "test" / "idd_lite").exists()
+    record = json.loads((out / "runs" / "dlv3-transfer-s0" / "eval" / "val" / "idd_lite" / "default.json").read_text())
+    assert record["classes"][0] == "drivable" and len(record["scores"]["iou"]) == 7 and record["eval_scale"] == 0.75
+    assert record["unreachable_classes"] == [] and record["num_images"] == 2
+    in_domain = json.loads((out / "runs" / "dlv3-universal-s0" / "eval" / "test" / "camvid" / "default.json").read_text())
+    assert len(in_domain["scores"]["iou"]) == 11 and in_domain["eval_scale"] == 0.5  # CamVid's classes, the run's scale
+    ignored = json.loads((out / "runs" / "dlv3-universal-s0" / "ignored_pixels.json").read_text())
+    assert ignored["datasets"][0]["dataset"] == "camvid" and ignored["datasets"][0]["fraction"] == 0.0
+    frame = pd.read_csv(out / "metrics.csv")
+    miou = frame[frame.metric == "miou"]
+    assert set(zip(miou.domain, miou.split)) == {("camvid", "test"), ("idd_lite", "val")}
+    assert set(miou.dataset) == {"camvid", "road"} and miou.value.between(0, 1).all()
+    report = out / "report"
+    cross = (report / "cross_domain.md").read_text()
+    assert "| Method | Trained on | Budget (iterations x batch) | idd_lite (val) | h.mean | in-domain (camvid test) |" in cross
+    assert "Splits (each domain's own): camvid: test, idd_lite: val." in cross
+    assert "idd_lite from camvid: 0 of 7; idd_lite from road: 0 of 7" in cross
+    for run in ("dlv3-transfer", "dlv3-universal"):
+        row = next(line for line in cross.splitlines() if line.startswith(f"| {run} |"))
+        assert "–" not in row.split("|")[4:7], row  # filled: target, h.mean, in-domain
+    main = (report / "main_results.md").read_text()
+    assert "camvid: test, idd_lite: val" in main and "DeepLabV3+ (dlv3-universal)" in main
+    assert all("–" != line.split("|")[6].strip() for line in main.splitlines() if "(dlv3-" in line)
+    by_domain = (report / "miou_by_domain.md").read_text()
+    assert "camvid (in-domain, test)" in by_domain and "idd_lite (val)" in by_domain
+    assert (report / "miou_by_domain.png").stat().st_size > 1000

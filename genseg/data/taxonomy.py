@@ -1,18 +1,24 @@
 """Universal taxonomies in the manner of MSeg (Lambert et al., CVPR 2020).
 
 A taxonomy is a folder of CSV files (``genseg/data/taxonomies/<name>/``): ``universal.csv``
-(``id,name,description``) lists the universal classes, and one ``<dataset>.csv``
+(``id,name,description[,parts]``) lists the universal classes, and one ``<dataset>.csv``
 (``dataset_id,dataset_class,universal,note``) per dataset says which universal class(es)
-each dataset class covers (several joined with ``;``, empty for none).
+each dataset class covers (several joined with ``;``, empty for none). A universal class
+with ``parts`` (``;``-separated names of other universal classes) is a *merged* class: the
+union of its parts, for dataset classes that do not tell the parts apart.
 
 Two rules use it:
 
 1. Training (:func:`to_universal`): labels are relabelled into universal ids. A dataset
-   class covering exactly one universal class becomes that id; one covering several
-   (ambiguous per pixel) or none becomes the ignore index.
+   class covering exactly one universal class becomes that id; one covering several becomes
+   the merged class whose parts are exactly those (if the taxonomy has one). Any other
+   class (several without a merged class, or none) is an error unless the run lists it in
+   ``ignore`` (config ``data.ignore_classes``): nothing is dropped silently.
+   :func:`ignored_fraction` measures, from the labels, the share of labelled pixels so lost.
 2. Evaluation (:func:`universal_to_dataset`, :func:`converted_predictions`): universal
    predictions are mapped into the test set's own classes; a universal class the test set
-   does not have becomes K, which :mod:`genseg.metrics` counts as wrong.
+   does not have becomes K, which :mod:`genseg.metrics` counts as wrong. A merged class
+   becomes the test-set class holding all its parts, else the one holding its first part.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import torch
 from genseg.data.base import IGNORE_INDEX, DataError, SplitSpec
 
 TAXONOMY_ROOT = Path(__file__).parent / "taxonomies"
-UNIVERSAL_COLUMNS = ("id", "name", "description")
+UNIVERSAL_COLUMNS = ("id", "name", "description")  # + optional "parts" (merged classes)
 DATASET_COLUMNS = ("dataset_id", "dataset_class", "universal", "note")
 
 
@@ -54,6 +60,12 @@ class Taxonomy:
     classes: tuple[str, ...]
     mappings: dict[str, DatasetMapping]
     descriptions: tuple[str, ...] = ()
+    parts: tuple[tuple[int, ...], ...] = ()  # per class: the universal ids it merges (() for a plain class)
+
+    def merged(self, ids: Sequence[int]) -> int | None:
+        """The merged class whose parts are exactly ``ids``, or None."""
+        wanted = set(ids)
+        return next((i for i, p in enumerate(self.parts) if p and set(p) == wanted), None)
 
     @property
     def num_classes(self) -> int:
@@ -73,8 +85,8 @@ class Taxonomy:
             ) from None
 
 
-def _read_csv(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """Rows of ``path`` as (line number, row); DataError if a column is missing."""
+def _read_csv(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> list[tuple[int, dict[str, str]]]:
+    """Rows of ``path`` as (line number, row); DataError if a column is missing (``optional``: "" if absent)."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -89,7 +101,7 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, s
             for row in reader:
                 if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
                     continue  # blank line
-                rows.append((reader.line_num, {c: (row[c] or "").strip() for c in columns}))
+                rows.append((reader.line_num, {c: (row.get(c) or "").strip() for c in (*columns, *optional)}))
             return rows
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"cannot read {path}: {err}") from None
@@ -102,9 +114,9 @@ def _integer(path: Path, line: int, column: str, value: str) -> int:
         raise DataError(f"{path}: row {line}: {column} {value!r} is not an integer") from None
 
 
-def _read_universal(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    names, descriptions = [], []
-    for line, row in _read_csv(path, UNIVERSAL_COLUMNS):
+def _read_universal(path: Path) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[int, ...], ...]]:
+    names, descriptions, part_names = [], [], []
+    for line, row in _read_csv(path, UNIVERSAL_COLUMNS, optional=("parts",)):
         ident = _integer(path, line, "id", row["id"])
         if ident != len(names):
             raise DataError(f"{path}: row {line}: id {ident}, expected {len(names)} (ids are 0, 1, 2, ... in order)")
@@ -116,12 +128,23 @@ def _read_universal(path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
             raise DataError(f"{path}: row {line}: name {row['name']!r} contains ';' (the list separator)")
         names.append(row["name"])
         descriptions.append(row["description"])
+        part_names.append((line, [p.strip() for p in row["parts"].split(";") if p.strip()]))
     if not names:
         raise DataError(f"{path}: no universal classes")
-    return tuple(names), tuple(descriptions)
+    parts = []
+    for (line, listed), name in zip(part_names, names):
+        for part in listed:
+            if part not in names or part == name:
+                raise DataError(f"{path}: row {line}: part {part!r} of merged class {name!r} is not another universal class")
+            if part_names[names.index(part)][1]:
+                raise DataError(f"{path}: row {line}: part {part!r} of merged class {name!r} is itself merged (parts are plain classes)")
+        if len(listed) == 1:
+            raise DataError(f"{path}: row {line}: merged class {name!r} has one part {listed[0]!r} (a merged class needs two or more)")
+        parts.append(tuple(names.index(p) for p in listed))
+    return tuple(names), tuple(descriptions), tuple(parts)
 
 
-def _read_mapping(path: Path, universal: tuple[str, ...]) -> DatasetMapping:
+def _read_mapping(path: Path, universal: tuple[str, ...], merged: frozenset[str] = frozenset()) -> DatasetMapping:
     index = {name: i for i, name in enumerate(universal)}
     by_id: dict[int, tuple[int, str, tuple[int, ...]]] = {}
     owner: dict[int, tuple[int, str]] = {}
@@ -139,6 +162,11 @@ def _read_mapping(path: Path, universal: tuple[str, ...]) -> DatasetMapping:
                 raise DataError(
                     f"{path}: row {line}: unknown universal class {name!r} "
                     f"(expected one of {', '.join(universal)})"
+                )
+            if name in merged:
+                raise DataError(
+                    f"{path}: row {line}: {name!r} is a merged universal class; list its parts instead "
+                    f"(a class covering exactly a merged class's parts trains as it)"
                 )
             uid = index[name]
             if uid in owner:
@@ -176,11 +204,12 @@ def load_taxonomy(name_or_dir: str | Path) -> Taxonomy:
     universal_csv = folder / "universal.csv"
     if not universal_csv.is_file():
         raise DataError(f"taxonomy folder {folder} has no universal.csv")
-    classes, descriptions = _read_universal(universal_csv)
+    classes, descriptions, parts = _read_universal(universal_csv)
+    merged = frozenset(name for name, p in zip(classes, parts) if p)
     mappings = {
-        path.stem: _read_mapping(path, classes) for path in sorted(folder.glob("*.csv")) if path.name != "universal.csv"
+        path.stem: _read_mapping(path, classes, merged) for path in sorted(folder.glob("*.csv")) if path.name != "universal.csv"
     }
-    return Taxonomy(name=folder.name, classes=classes, mappings=mappings, descriptions=descriptions)
+    return Taxonomy(name=folder.name, classes=classes, mappings=mappings, descriptions=descriptions, parts=parts)
 
 
 def _check_classes(spec: SplitSpec, mapping: DatasetMapping) -> None:
@@ -191,12 +220,40 @@ def _check_classes(spec: SplitSpec, mapping: DatasetMapping) -> None:
         )
 
 
-def to_universal(spec: SplitSpec, taxonomy: Taxonomy, dataset: str) -> SplitSpec:
-    """Rule 1: ``spec`` relabelled into universal ids (ambiguous or unmapped classes -> ignore)."""
+def training_table(taxonomy: Taxonomy, dataset: str, ignore: Sequence[str] = ()) -> np.ndarray:
+    """Rule 1 as int16[K]: dataset class id -> universal id (the class itself, or the merged
+    class of exactly its parts), or the ignore index for the classes listed in ``ignore``.
+
+    A class that covers several universal classes without a merged class, or none, and is not
+    in ``ignore``, is a DataError naming it: a taxonomy never drops labels silently."""
+    mapping = taxonomy.mapping(dataset)
+    unknown = [c for c in ignore if c not in mapping.classes]
+    if unknown:
+        raise DataError(f"data.ignore_classes.{dataset}: {unknown} are not classes of {dataset} ({', '.join(mapping.classes)})")
+    table, problems = [], []
+    for name, ids in zip(mapping.classes, mapping.universal):
+        target = ids[0] if len(ids) == 1 else taxonomy.merged(ids) if ids else None
+        if name in ignore:
+            target = IGNORE_INDEX
+        elif target is None:
+            covers = ", ".join(taxonomy.classes[i] for i in ids) or "no universal class"
+            problems.append(f"{name!r} (covers {covers})")
+        table.append(IGNORE_INDEX if target is None else target)
+    if problems:
+        raise DataError(
+            f"taxonomy {taxonomy.name!r} cannot train {dataset} class(es) {', '.join(problems)}: no universal class "
+            f"or merged class (universal.csv `parts`) equals them in {mapping.source}. Add a merged class to the "
+            f"taxonomy, or drop them explicitly with data.ignore_classes: {{{dataset}: [...]}}"
+        )
+    return np.array(table, dtype=np.int16)
+
+
+def to_universal(spec: SplitSpec, taxonomy: Taxonomy, dataset: str, ignore: Sequence[str] = ()) -> SplitSpec:
+    """Rule 1: ``spec`` relabelled into universal ids (:func:`training_table`)."""
     mapping = taxonomy.mapping(dataset)
     _check_classes(spec, mapping)
     k = mapping.num_classes
-    table = np.array([ids[0] if len(ids) == 1 else IGNORE_INDEX for ids in mapping.universal], dtype=np.int16)
+    table = training_table(taxonomy, dataset, ignore)
     lut = np.asarray(spec.label_lut).astype(np.int16)
     is_class = (lut >= 0) & (lut < k)
     odd = ~is_class & (lut != IGNORE_INDEX) & (lut != -1)
@@ -251,7 +308,35 @@ def universal_to_dataset(taxonomy: Taxonomy, dataset: str) -> np.ndarray:
     table = np.full(taxonomy.num_classes, mapping.num_classes, dtype=np.int64)
     for class_id, ids in enumerate(mapping.universal):
         table[list(ids)] = class_id
+    for merged, parts in enumerate(taxonomy.parts):
+        if parts:  # the class holding all its parts, else the one holding its first part
+            holders = {int(table[p]) for p in parts}
+            table[merged] = holders.pop() if len(holders) == 1 else table[parts[0]]
     return table
+
+
+def ignored_fraction(spec: SplitSpec, relabelled: SplitSpec, max_images: int = 0) -> dict:
+    """The share of ``spec``'s labelled pixels that ``relabelled`` (its :func:`to_universal`)
+    turns into ignore, counted from the label files (evenly spaced ``max_images`` of them if
+    > 0). Returns ``{labelled, lost, fraction, images, by_class: {class: lost pixels}}``."""
+    from .base import read_label
+
+    n = len(spec.pairs)
+    indices = range(n) if not max_images or n <= max_images else np.linspace(0, n - 1, max_images).round().astype(int)
+    k = spec.num_classes
+    labelled, lost = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    for index in indices:
+        path = spec.pairs[index][1]
+        before = read_label(path, np.asarray(spec.lut(index)), k)
+        after = read_label(path, np.asarray(relabelled.lut(index)), relabelled.num_classes)
+        known = before != IGNORE_INDEX
+        labelled += np.bincount(before[known].ravel(), minlength=k)[:k]
+        lost += np.bincount(before[known & (after == IGNORE_INDEX)].ravel(), minlength=k)[:k]
+    total = int(labelled.sum())
+    return {
+        "labelled": total, "lost": int(lost.sum()), "fraction": float(lost.sum() / total) if total else 0.0,
+        "images": len(indices), "by_class": {spec.classes[c]: int(lost[c]) for c in np.flatnonzero(lost)},
+    }
 
 
 def converted_predictions(pred: torch.Tensor, table: np.ndarray) -> torch.Tensor:

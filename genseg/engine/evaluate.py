@@ -20,6 +20,7 @@ from ..config import load_run_config
 from ..data.base import IGNORE_INDEX, SegmentationDataset
 from ..data.sources import eval_spec, model_num_classes
 from ..data.taxonomy import converted_predictions
+from ..data.transfer import unreachable
 from ..devices import claim_device
 from ..io import atomic_path, write_json
 from ..methods import build_method, method_options
@@ -157,22 +158,24 @@ def training_budget(cfg, run_dir: Path) -> dict:
 
 
 def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: Path, predict_options: dict | None = None,
-                    progress: bool = False, spec=None, budget: dict | None = None) -> dict:
+                    progress: bool = False, spec=None, budget: dict | None = None, window: dict | None = None) -> dict:
     """Evaluate a loaded model on one split of one domain; writes ``out`` (.json) and its .npz.
 
     ``spec``: ``eval_spec``'s (split, class map) already listed, to reuse across variants;
-    ``budget``: :func:`training_budget` of the run, recorded as is.
+    ``budget``: :func:`training_budget` of the run, recorded as is; ``window``: this domain's
+    overrides of the run's inference window (``{"scale": s}``, the workflow's per-domain scale).
     """
     options = {**cfg.eval.predict, **(predict_options or {})}
     precision, key = eval_precision(cfg)  # eval.precision, default: the precision it was trained in
     check_precision(precision, dev, key)  # before any image is read
     spec, class_map = spec or eval_spec(cfg.data, split, domain)
+    window = {**eval_window(cfg), **(window or {})}
     reset_peak_memory(dev)
     start = time.perf_counter()
     with autocast(precision, dev):
         result = predict_split(
             model, SegmentationDataset(spec), dev, batch_size=cfg.eval.batch_size, predict_options=options, per_image=True,
-            progress=progress, window=eval_window(cfg), class_map=class_map,
+            progress=progress, window=window, class_map=class_map,
             keep_samples=SAMPLES_PER_EVALUATION if not predict_options else 0, num_workers=cfg.eval.num_workers,
         )
     wall = time.perf_counter() - start
@@ -190,6 +193,8 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
         "num_workers": cfg.eval.num_workers,
         "model": {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))},
         "classes": list(spec.classes),
+        "eval_scale": window["scale"],
+        "unreachable_classes": unreachable(class_map, spec.classes) if class_map is not None else [],
         "budget": budget,
         "pretrained": SMOKE_WEIGHTS if cfg.smoke else "",
         **result,
@@ -224,9 +229,9 @@ def evaluate_run(
                            budget=training_budget(cfg, run_dir))
 
 
-def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]], out_dir: str | Path, device: str | None = None,
+def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple], out_dir: str | Path, device: str | None = None,
                   gpus: int | None = None) -> Path:
-    """Evaluate one run on several (domain, predict options) pairs with the model loaded once.
+    """Evaluate one run on several (domain, predict options[, window overrides]) entries with the model loaded once.
 
     Writes ``<out_dir>/<domain>/<variant>.json`` (+ .npz) per pair, then ``<out_dir>/index.json``
     listing them (relative paths), last, so a complete index means complete results.
@@ -234,11 +239,12 @@ def evaluate_plan(run_dir: str | Path, split: str, plan: list[tuple[str, dict]],
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, dev = load_trained(run_dir, device, gpus)
     written, specs, budget = [], {}, training_budget(cfg, run_dir)
-    for domain, options in plan:
+    for domain, options, *window in plan:
         if domain not in specs:  # list each domain's files once, whatever the number of variants
             specs[domain] = eval_spec(cfg.data, split, domain)
         out = out_dir / domain / f"{variant_name(options)}.json"
-        evaluate_loaded(cfg, model, dev, run_dir.name, split, domain, out, options, spec=specs[domain], budget=budget)
+        evaluate_loaded(cfg, model, dev, run_dir.name, split, domain, out, options, spec=specs[domain], budget=budget,
+                        window=window[0] if window else None)
         written.append(str(out.relative_to(out_dir)))
     index = out_dir / "index.json"
     write_json(index, {"run_id": run_dir.name, "split": split, "records": written})

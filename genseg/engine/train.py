@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..config import ConfigError, RunConfig
 from ..data.base import IGNORE_INDEX, SegmentationDataset, StreamSampler
+from ..data.sources import check_ignored, validation_specs
 from ..data.sources import train_spec as load_train_spec
 from ..data.transforms import train_transform
 from ..devices import claim_device, held_slots
@@ -141,6 +142,10 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None, processe
     with locked(run_dir / ".lock", what=f"run folder {run_dir}"):  # one training per run folder
         remove_stale_temps(run_dir)  # of writes killed mid-way
         check_resume(cfg, run_dir, on_change)
+        ignored, text = check_ignored(cfg.data)  # a taxonomy's dropped labelled pixels, from the data: stops above the threshold
+        if ignored:
+            print(text, flush=True)
+            write_json(run_dir / "ignored_pixels.json", {"max_ignored_fraction": cfg.data.max_ignored_fraction, "datasets": ignored})
         if world == 1:
             return train_process(0, 1, cfg, run_dir, devices)
         spawn(train_process, world, (cfg, run_dir, devices))
@@ -194,7 +199,8 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
     transform = train_transform(cfg.data)
     train_set = SegmentationDataset(train_spec, transform, seed=cfg.seed)
     val_domains = cfg.data.val_domains or cfg.data.train_domains
-    val_set = SegmentationDataset(load_train_spec(cfg.data, "val", val_domains))
+    # scored in the evaluation's classes (a taxonomy run: each dataset's own, mean over them)
+    val_sets = [(SegmentationDataset(spec), class_map) for spec, class_map in validation_specs(cfg.data, val_domains)]
 
     # Model, optimizer, schedule.
     model = build_method(cfg.model, train_spec.num_classes, IGNORE_INDEX).to(device)
@@ -292,10 +298,10 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if lead and ((cfg.train.val_every and done % cfg.train.val_every == 0) or done == total):
             with autocast(precision, device):  # validated as trained
-                scores = predict_split(
-                    evaluated, val_set, device, batch_size=cfg.eval.batch_size,
+                scores = {"miou": float(np.mean([predict_split(
+                    evaluated, val_set, device, batch_size=cfg.eval.batch_size, class_map=class_map,
                     predict_options=cfg.eval.predict, max_images=cfg.train.val_max_images, window=eval_window(cfg),
-                )["scores"]
+                )["scores"]["miou"] for val_set, class_map in val_sets]))}
             model.train()
             writer.add_scalar("val/mIoU", scores["miou"], done)
             curve.append({"step": done, "val_miou": scores["miou"], "train_loss": loss_value, "wall_seconds": time.perf_counter() - wall_start})

@@ -59,6 +59,8 @@ def tidy_rows(record: dict) -> list[dict]:
         dict(key, metric="images_per_s", value=record["images_per_s"]),
         dict(key, metric="peak_memory_mb", value=record["peak_memory_mb"]),
     ]
+    if "unreachable_classes" in record:  # target classes no model class maps to (counted wrong)
+        rows.append(dict(key, metric="unreachable_classes", value=len(record["unreachable_classes"])))
     wall = (record.get("budget") or {}).get("train_wall_seconds")
     if wall is not None:
         rows.append(dict(key, metric="train_wall_seconds", value=wall))

@@ -39,16 +39,27 @@ CI_NOTE = " Several seeds: mean [95% bootstrap CI over seeds]."
 VAL_NOTE = (" Val mIoU (selection): the last validation of each run (the validation split, never test),"
             " the number a design is chosen by.")
 SPLIT_NOTE = " Split: {split}."
+SPLITS_NOTE = " Splits (each domain's own): {splits}."
+
+
+def split_words(split) -> tuple[str, str]:
+    """(caption word for the split, its note): ``test`` and " Split: test.", or, when domains
+    are evaluated on different splits, ``evaluation`` and the per-domain list."""
+    split = tables.normal_split(split)
+    if isinstance(split, str):
+        return split, SPLIT_NOTE.format(split=split)
+    return "evaluation", SPLITS_NOTE.format(splits=tables.split_text(split))
 
 
 def table_blocks(name: str, frame: pd.DataFrame, reported: pd.DataFrame, paired: pd.DataFrame,
                  split: str = "test") -> list[tuple[pd.DataFrame, str]]:
     """The (table, caption) blocks of one report table from ``split``'s rows: ours first, then reported blocks."""
-    caption = (TABLES[name] + (CI_NOTE if name != "paired_tests" else "") + SPLIT_NOTE).format(split=split, Split=split.capitalize())
+    word, note = split_words(split)
+    caption = (TABLES[name] + (CI_NOTE if name != "paired_tests" else "")).format(split=word, Split=word.capitalize()) + note
     if name == "main_results":
         return [(tables.main_results(frame, reported, split=split), caption)]
     if name == "cross_domain":
-        return [(tables.cross_domain(frame, split=split), caption),
+        return [(tables.cross_domain(frame, split=split), caption + tables.unreachable_note(frame, split)),
                 (tables.reported_block(reported, "gss_cross_domain", "metric_h"), "Reported: GSS Table 6 (MSeg cross-domain), mIoU (%).")]
     if name == "flowseg_steps":
         return [(tables.steps_with_reported(tables.flowseg_steps(frame, split=split), reported), caption)]
@@ -63,7 +74,7 @@ def table_blocks(name: str, frame: pd.DataFrame, reported: pd.DataFrame, paired:
         return [(tables.gss_prior(frame, split=split), caption),
                 (tables.reported_block(reported, "gss_prior", "metric"), "Reported: GSS Table 3 (ADE20K), with MLA only in the last row.")]
     if name == "paired_tests":
-        return [(tables.paired_tests(paired[paired.split == split] if "split" in paired else paired), caption)]
+        return [(tables.paired_tests(tables.select_split(paired, split) if "split" in paired else paired), caption)]
     return [(getattr(tables, name)(frame, split=split), caption)]
 
 
@@ -76,9 +87,11 @@ def write_table(out: Path, name: str, blocks: list[tuple[pd.DataFrame, str]]) ->
 
 def build_report(metrics: str | Path, out_dir: str | Path, *, curves: str | Path = "", ablations: str | Path = "",
                  paired: str | Path = "", samples: str | Path = "", reported: str | Path | None = None,
-                 split: str = "test") -> list[str]:
-    """Write every table (.md, .tex) and figure (.png, .pdf) of ``split``'s results (the workflow
-    config's ``evaluate.split``) into ``out_dir``; returns the names."""
+                 split="test") -> list[str]:
+    """Write every table (.md, .tex) and figure (.png, .pdf) of ``split``'s results into
+    ``out_dir``; returns the names. ``split``: one split for every domain, or ``{domain: split}``
+    (the workflow's ``evaluate.domains``: each domain's own split)."""
+    split = tables.normal_split(split)
     frame = pd.read_csv(metrics)
     out = Path(out_dir)
     reference = load_reported(reported)
@@ -92,9 +105,10 @@ def build_report(metrics: str | Path, out_dir: str | Path, *, curves: str | Path
         index = json.loads(Path(ablations).read_text())
         for ablation in index["ablations"]:
             rows = [r for r in index["rows"] if r["ablation"] == ablation["name"]]
-            caption = (ablation["description"] or f"Ablation {ablation['name']}: in-domain {split} mIoU (%).") + VAL_NOTE
+            word, note = split_words(split)
+            caption = (ablation["description"] or f"Ablation {ablation['name']}: in-domain {word} mIoU (%).") + VAL_NOTE
             table = tables.ablation_table(frame, ablation, rows, reference, split=split, curves=curve_frame)
-            write_table(out, ablation["feeds"], [(table, caption + CI_NOTE + SPLIT_NOTE.format(split=split))])
+            write_table(out, ablation["feeds"], [(table, caption + CI_NOTE + note)])
             if ablation["figure"] == "bar":
                 figures.ablation_bars(frame, rows, out / ablation["feeds"], ablation["description"], split=split)
             written.append(ablation["feeds"])

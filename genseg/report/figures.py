@@ -23,7 +23,13 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .tables import methods_only  # noqa: E402
+from .tables import methods_only, normal_split, select_split, split_of  # noqa: E402
+
+
+def _word(split) -> str:
+    """The split in axis labels: its name, or "evaluation" when domains differ in split."""
+    split = normal_split(split)
+    return split if isinstance(split, str) else "evaluation"
 
 COLUMN_WIDTH_IN = 3.4
 SMALL = 6  # pt: the smallest font used (legends, point labels, grid titles)
@@ -130,13 +136,15 @@ def miou_by_domain(frame: pd.DataFrame, stem: Path, split: str = "test") -> list
     dashed line: 1.0, no grid)."""
     if frame.empty:
         return _empty(stem, "no evaluations yet")
-    sel = frame[(frame.split == split) & (frame.variant == "default")]
+    sel = select_split(frame, split)
+    sel = sel[sel.variant == "default"]
     grid = methods_only(sel[(sel.metric == "grid_ratio_8") & sel.in_domain.astype(bool)]).dropna(subset=["value"])
     sel = methods_only(sel[sel.metric == "miou"]).copy()
     if sel.empty:
-        return _empty(stem, f"no {split} mIoU yet")
+        return _empty(stem, f"no {_word(split)} mIoU yet")
     sel["mIoU (%)"] = 100 * sel.value
-    sel["domain"] = [f"{d}\n(in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)]
+    sel["domain"] = [(f"{d}\n(in-domain)" if i else d) + (f"\n[{split_of(split, d)}]" if split_of(split, d) else "")
+                     for d, i in zip(sel.domain, sel.in_domain)]
     order = sorted(sel.domain.unique(), key=lambda d: ("in-domain" not in d, d))
     experiments = list(dict.fromkeys(sel.experiment))
     with _theme():
@@ -192,7 +200,7 @@ def flowseg_steps(frame: pd.DataFrame, stem: Path, split: str = "test", reported
         sns.lineplot(data=sel, x="steps", y="mIoU (%)", hue="encoding", style="objective", markers=True,
                      errorbar="sd", ax=ax)
         ax.set_xlabel("sampling steps (Euler)")
-        ax.set_ylabel(f"in-domain {split} mIoU (%)")
+        ax.set_ylabel(f"in-domain {_word(split)} mIoU (%)")
         steps = set(sel.steps)
         if len(axes) == 2:
             ax.set_title(f"reproduced ({', '.join(sorted(map(str, sel.dataset.unique())))})", fontsize=8)
@@ -218,7 +226,8 @@ def _latency_points(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     """In-domain (mIoU, latency, NFE) per experiment and variant, mean over seeds (and in-domain
     test domains): the default variant of every non-oracle method plus FlowSeg's ``steps=k`` sweep."""
     keys = ["run_id", "split", "domain", "variant"]
-    sel = methods_only(frame[(frame.split == split) & frame.in_domain.astype(bool)])
+    sel = select_split(frame, split)
+    sel = methods_only(sel[sel.in_domain.astype(bool)])
     sweep = sel.variant.astype(str).str.fullmatch(STEPS_VARIANT.pattern) & (sel.method == "flowseg")
     sel = sel[(sel.variant == "default") | sweep]
     miou = sel[sel.metric == "miou"][keys + ["experiment", "method", "nfe", "steps", "value"]]
@@ -273,7 +282,7 @@ def latency(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
         _set_log_x(ax_nfe, nfes, nfes if len(nfes) <= 8 else None)
         ax_lat.set_xlabel("latency (ms / image)")
         ax_nfe.set_xlabel("function evaluations per image (NFE)")
-        ax_lat.set_ylabel(f"in-domain {split} mIoU (%)")
+        ax_lat.set_ylabel(f"in-domain {_word(split)} mIoU (%)")
         ax_lat.set_title("(a) mIoU vs latency", fontsize=8)
         ax_nfe.set_title("(b) mIoU vs NFE", fontsize=8)
         ax_nfe.tick_params(labelleft=True)
@@ -430,7 +439,8 @@ def ablation_bars(frame: pd.DataFrame, rows: list[dict], stem: Path, title: str 
     """One ablation file as bars: in-domain test mIoU per variant (mean over seeds, error bar = sd)."""
     if frame.empty or not rows:
         return _empty(stem, "no runs for this ablation yet")
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
+    sel = select_split(frame, split)
+    sel = sel[(sel.metric == "miou") & sel.in_domain & (sel.variant == "default")]
     labels = [r["label"] for r in rows]
     data = pd.concat([sel[sel.experiment == r["experiment"]].assign(variant_label=r["label"]) for r in rows], ignore_index=True)
     if data.empty:

@@ -8,6 +8,37 @@ import numpy as np
 import pandas as pd
 
 
+def normal_split(split):
+    """The report's split: a name (every domain on it), or ``{domain: split}`` when the workflow
+    evaluates domains on different splits (one shared split collapses to its name)."""
+    if isinstance(split, dict):
+        values = set(split.values())
+        return values.pop() if len(values) == 1 else dict(split)
+    return split
+
+
+def select_split(frame: pd.DataFrame, split) -> pd.DataFrame:
+    """Rows of the evaluations the report shows: on ``split`` (a name), or each domain's own
+    split (a ``{domain: split}`` mapping; other domains left out)."""
+    split = normal_split(split)
+    if isinstance(split, str):
+        return frame[frame.split == split]
+    keep = np.array([split.get(d) == s for d, s in zip(frame.domain, frame.split)], dtype=bool)
+    return frame.loc[keep]
+
+
+def split_text(split) -> str:
+    """``test``, or ``camvid: test, idd_lite: val`` (per domain)."""
+    split = normal_split(split)
+    return split if isinstance(split, str) else ", ".join(f"{d}: {s}" for d, s in split.items())
+
+
+def split_of(split, domain: str) -> str:
+    """The split ``domain`` is shown on; "" when every domain shares one (the caption says it)."""
+    split = normal_split(split)
+    return "" if isinstance(split, str) else split.get(domain, "")
+
+
 def cell(values) -> str:
     """One reproduced number (percent): the value for one seed; over several, the mean and
     its 95% bootstrap CI over seeds, ``mean [low, high]`` (:func:`genseg.report.stats.seed_summary`)."""
@@ -58,19 +89,21 @@ def steps_rows(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     """FlowSeg in-domain mIoU rows of the steps sweep, the run's default step count included."""
     sel = flow_axes(frame)
     sweep = sel.variant.str.startswith("steps=") | (sel.variant == "default")
-    sel = sel[(sel.metric == "miou") & (sel.split == split) & sel.in_domain & sweep & sel.steps.notna()].copy()
+    sel = select_split(sel, split)
+    sel = sel[(sel.metric == "miou") & sel.in_domain & sweep & sel.steps.notna()].copy()
     sel["steps"] = sel.steps.astype(int)
     return sel
 
 
-def miou_by_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def miou_by_domain(frame: pd.DataFrame, split="test") -> pd.DataFrame:
     """Experiments x test domains (default predict options); the in-domain column first, then
     the in-domain grid ratios at 8 and 16 px (:class:`genseg.metrics.GridArtifacts`; "–" for
     results written before them).
 
     Oracle evaluations (maskige reconstruction upper bounds) have their own table."""
-    sel = frame[(frame.split == split) & (frame.variant == "default")]
-    table = domain_columns(methods_only(sel[sel.metric == "miou"]), "experiment")
+    sel = select_split(frame, split)
+    sel = sel[sel.variant == "default"]
+    table = domain_columns(methods_only(sel[sel.metric == "miou"]), "experiment", split)
     grid = methods_only(sel[sel.in_domain.astype(bool)])
     for period in (8, 16):
         ratios = grid[grid.metric == f"grid_ratio_{period}"]
@@ -85,26 +118,45 @@ def harmonic_mean(values) -> float:
     return 0.0 if min(values) <= 0 else len(values) / sum(1.0 / v for v in values)
 
 
-def cross_domain(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def cross_domain(frame: pd.DataFrame, split="test") -> pd.DataFrame:
     """GSS Table 6 layout: mIoU on each unseen target domain, their harmonic mean, and in-domain.
 
     The harmonic mean is taken per seed, then averaged (± std) like every other cell."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")]
-    sel = methods_only(sel)
+    sel = select_split(frame, split)
+    sel = methods_only(sel[(sel.metric == "miou") & (sel.variant == "default")])
     if sel[~sel.in_domain].empty:
         return pd.DataFrame({"Method": ["no unseen test domains in this config"]}).set_index("Method")
-    targets = sel[~sel.in_domain].assign(column=lambda f: f.domain)
+    targets = sel[~sel.in_domain].assign(column=lambda f: [labelled(d, split_of(split, d)) for d in f.domain])
     hmean = (targets.groupby(["experiment", "seed"]).value.agg(harmonic_mean).reset_index().assign(column="h.mean"))
-    source = sel[sel.in_domain].assign(column="in-domain")
+    per_domain = isinstance(normal_split(split), dict)  # domains differ in split: name each in-domain one's
+    in_splits = ", ".join(sorted({f"{d} {split_of(split, d)}" for d in sel[sel.in_domain].domain})) if per_domain else ""
+    in_column = labelled("in-domain", in_splits)
+    source = sel[sel.in_domain].assign(column=in_column)
     rows = pd.concat([targets, hmean, source], ignore_index=True)
     table = pivot_cells(rows, "experiment", "column")
-    order = sorted(targets.column.unique()) + ["h.mean"] + (["in-domain"] if not source.empty else [])
+    order = sorted(targets.column.unique()) + ["h.mean"] + ([in_column] if not source.empty else [])
     table = table[order]
     trained = sel.groupby("experiment").train_domains.first()
     table.insert(0, "Trained on", [str(trained[e]).replace("+", " + ") for e in table.index])
     table.insert(1, "Budget (iterations x batch)", [budget_cells(frame, e)["Budget (iterations x batch)"] for e in table.index])
     table.index.name = "Method"
     return table
+
+
+def unreachable_note(frame: pd.DataFrame, split="test") -> str:
+    """Caption text: per (trained-on dataset, unseen domain), how many of the domain's classes
+    no model class maps to (every pixel of them counted wrong); "" without such rows."""
+    sel = select_split(frame, split)
+    sel = methods_only(sel[(sel.variant == "default") & ~sel.in_domain.astype(bool)])
+    counts = sel[sel.metric == "unreachable_classes"]
+    if counts.empty:
+        return ""
+    parts = []
+    for (dataset, domain), part in counts.groupby(["dataset", "domain"]):
+        total = sel[(sel.dataset == dataset) & (sel.domain == domain) & sel.metric.str.startswith("iou/")].metric.nunique()
+        parts.append(f"{domain} from {dataset}: {int(part.value.max())} of {total}")
+    return (" Target classes unreachable (no model class maps to them; every pixel of them is counted wrong): "
+            + "; ".join(parts) + ".")
 
 
 def flowseg_steps(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
@@ -119,9 +171,15 @@ def flowseg_steps(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     return table
 
 
-def domain_columns(sel: pd.DataFrame, index: str) -> pd.DataFrame:
-    """``index`` x test domains, the in-domain column first."""
-    sel = sel.assign(column=[f"{d} (in-domain)" if i else d for d, i in zip(sel.domain, sel.in_domain)])
+def labelled(name: str, split: str) -> str:
+    """A column name with the split its numbers come from, when domains differ in split."""
+    return f"{name} ({split})" if split else name
+
+
+def domain_columns(sel: pd.DataFrame, index: str, split="test") -> pd.DataFrame:
+    """``index`` x test domains, the in-domain column first (with each domain's split when they differ)."""
+    sel = sel.assign(column=[(f"{d} (in-domain, {split_of(split, d)})" if split_of(split, d) else f"{d} (in-domain)") if i
+                             else labelled(d, split_of(split, d)) for d, i in zip(sel.domain, sel.in_domain)])
     table = pivot_cells(sel, index, "column")
     return table[sorted(table.columns, key=lambda c: ("in-domain" not in c, c))]
 
@@ -132,14 +190,15 @@ MASKIGE_VARIANTS = {("ff-r", "ff"): "FF-R", ("ff", "ff"): "FF", ("ff", "ft"): "F
 def gss_reconstruction(frame: pd.DataFrame, split: str = "test", reported: pd.DataFrame | None = None) -> pd.DataFrame:
     """Maskige reconstruction upper bound (GSS Tables 1-2): labels -> posterior -> inverse, mIoU by
     domain; GSS Table 1's number for the same palette/inverse beside it (labelled reported)."""
-    sel = frame[(frame.method == "maskige") & (frame.metric == "miou") & (frame.split == split) & (frame.variant == "default")].copy()
+    sel = select_split(frame, split)
+    sel = sel[(sel.method == "maskige") & (sel.metric == "miou") & (sel.variant == "default")].copy()
     if sel.empty:
         return pd.DataFrame({"Maskige": ["no maskige runs in this config"]}).set_index("Maskige")
     options = [json.loads(o) for o in sel.model_options]
     names = [MASKIGE_VARIANTS.get((o["palette"], o["inverse"]), f"{o['palette']}/{o['inverse']}") for o in options]
     sel["row"] = [f"{n} ({o['posterior']}, d = {o['maskige_scale']}/{o['downsample']})" for n, o in zip(names, options)]
     order = {v: i for i, v in enumerate(MASKIGE_VARIANTS.values())}
-    table = domain_columns(sel, "row")
+    table = domain_columns(sel, "row", split)
     table = table.loc[sorted(table.index, key=lambda r: (order.get(r.split(" ")[0], 99), r))]
     if reported is not None:
         paper = reported[reported.table == "gss_reconstruction"]
@@ -152,7 +211,8 @@ def gss_reconstruction(frame: pd.DataFrame, split: str = "test", reported: pd.Da
 
 def gss_prior(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """GSS prior ablation (GSS Table 3): token grid d and the auxiliary head; in-domain mIoU and mAcc, FF inverse."""
-    sel = frame[(frame.method == "gss") & (frame.split == split) & frame.in_domain & (frame.variant == "default")].copy()
+    sel = select_split(frame, split)
+    sel = sel[(sel.method == "gss") & sel.in_domain & (sel.variant == "default")].copy()
     sel = sel[sel.metric.isin(["miou", "macc"])]
     options = [json.loads(o) for o in sel.model_options]
     keep = [o.get("stage", "prior") == "prior" for o in options]
@@ -174,7 +234,8 @@ def ablation_table(frame: pd.DataFrame, ablation: dict, rows: list[dict], report
     file names one.
 
     ``rows``: ``{label, experiment}`` for this ablation (from the workflow's ablations.json)."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
+    sel = select_split(frame, split)
+    sel = sel[(sel.metric == "miou") & sel.in_domain & (sel.variant == "default")]
     labels = [r["label"] for r in rows]
     parts = []
     for row in rows:
@@ -223,8 +284,8 @@ def main_results(frame: pd.DataFrame, reported: pd.DataFrame | None = None, spli
     our runs (in-domain test mIoU) with the papers' numbers for the same method beside them
     (labelled with backbone and dataset: never the same data as ours), then the methods only
     the papers ran. Main-result rows of both papers (``*_main_*`` tables) are used."""
-    sel = frame[(frame.metric == "miou") & (frame.split == split) & frame.in_domain & (frame.variant == "default")]
-    sel = methods_only(sel)
+    sel = select_split(frame, split)
+    sel = methods_only(sel[(sel.metric == "miou") & sel.in_domain & (sel.variant == "default")])
     paper = reported[reported.table.str.contains("_main_")] if reported is not None else None
     rows = []
     for experiment, part in sel.groupby("experiment", sort=False):

@@ -9,6 +9,7 @@ from pathlib import Path
 from genseg.ablations import expand, load_ablations
 from genseg.experiments import (
     apply_overlay,
+    domain_splits,
     eval_plan,
     run_configs,
     select_experiments,
@@ -60,7 +61,10 @@ RUNS = run_configs(
     ),
     RUNS_DIR,
 )
-EVAL_SPLIT = config["evaluate"]["split"]
+# Each test domain is evaluated on its own split (evaluate.domains entries {name, split, scale};
+# a plain name: evaluate.split): one evaluation job per run and split.
+DOMAIN_SPLITS = domain_splits(config["evaluate"])
+EVAL_SPLITS = sorted(set(DOMAIN_SPLITS.values()))
 # What train and evaluate jobs ask the scheduler for (schema `resources`; validate filled the
 # defaults of absent keys). The slurm profile sets none of these for train/evaluate: the config
 # decides (the gpu profile still sets gpu 1 and 8 train threads).
@@ -111,17 +115,20 @@ def dataset_ready():
     return f"{DATA_ROOT}/meta.json" if SYNTHETIC else []
 
 
-def eval_plan_json(wildcards):
-    cfg = RUNS[
-        wildcards.run
-    ]  # ablation variants skip the sweeps and unseen domains: one in-domain row each in their table
-    return json.dumps(
-        eval_plan(
-            config["evaluate"], cfg, with_sweeps=cfg.name not in ABLATION_EXPERIMENTS
-        )
+def run_plan(run, split):
+    """A run's evaluations on ``split``; ablation variants skip the sweeps and unseen domains
+    (one in-domain row each in their table)."""
+    cfg = RUNS[run]
+    return eval_plan(
+        config["evaluate"],
+        cfg,
+        with_sweeps=cfg.name not in ABLATION_EXPERIMENTS,
+        split=split,
     )
 
 
+def eval_plan_json(wildcards):
+    return json.dumps(run_plan(wildcards.run, wildcards.split))
 def eval_runtime(wildcards):
     """An evaluate job's minutes: resources.eval_sweep_runtime_min (default eval_runtime_min)
     when its plan evaluates sweep values (e.g. FlowSeg's step counts), else eval_runtime_min.
@@ -133,8 +140,13 @@ def eval_runtime(wildcards):
 
 
 def eval_outputs():
-    """One index per run: its evaluations of every test domain and sweep value."""
-    return [f"{RESULTS}/runs/{run}/eval/{EVAL_SPLIT}/index.json" for run in RUNS]
+    """One index per run and split: its evaluations of that split's test domains and sweep values."""
+    return [
+        f"{RESULTS}/runs/{run}/eval/{split}/index.json"
+        for run in RUNS
+        for split in EVAL_SPLITS
+        if run_plan(run, split)
+    ]
 
 
 def curve_outputs():

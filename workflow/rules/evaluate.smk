@@ -1,5 +1,6 @@
 # Evaluate: one job per run and split loads the model once and evaluates every
-# (domain, predict options) pair of its plan (see genseg.experiments.eval_plan), writing
+# (domain, predict options) pair of its plan (see genseg.experiments.eval_plan): the test
+# domains evaluated on that split (evaluate.domains entries name their split), writing
 # eval/<split>/<domain>/<variant>.json (+ .npz of per-image areas) and, last, index.json.
 
 

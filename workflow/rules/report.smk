@@ -74,10 +74,10 @@ rule report:
         "../../environment.yml"
     params:
         out_dir=lambda w, output: os.path.dirname(output[0]),
-        split=EVAL_SPLIT,
+        splits=json.dumps(DOMAIN_SPLITS),
     shell:
         "genseg report --metrics {input.metrics:q} --curves {input.curves:q} --ablations {input.ablations:q}"
-        " --paired {input.paired:q} --samples {input.samples:q} --split {params.split:q}"
+        " --paired {input.paired:q} --samples {input.samples:q} --splits {params.splits:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
