@@ -20,7 +20,8 @@ def test_universal_taxonomy_has_msegs_194_classes():
     taxonomy = load_taxonomy("mseg")
     assert taxonomy.num_classes == 194 and len(set(taxonomy.classes)) == 194
     assert taxonomy.classes[:3] == ("backpack", "umbrella", "bag") and taxonomy.classes[-1] == "window_blind"
-    assert taxonomy.datasets == ("bdd", "camvid", "cityscapes", "kitti", "pascal_context", "scannet", "sunrgbd", "voc", "wilddash")
+    assert taxonomy.datasets == ("ade20k", "bdd", "camvid", "cityscapes", "coco_panoptic", "idd", "kitti", "mapillary", "pascal_context",
+                                 "scannet", "sunrgbd", "voc", "wilddash")
     assert all(taxonomy.descriptions[taxonomy.classes.index(name)] for name in ("building", "road", "person"))
 
 
@@ -65,7 +66,7 @@ def test_many_to_one_tables_name_the_adapters_classes_and_universal_classes(name
 
     expected = getattr(class_lists, classes, None) or getattr(layouts, classes)
     universal = set(load_taxonomy("mseg").classes)
-    with (MSEG / "many_to_one" / f"{name}.csv").open(newline="") as handle:
+    with (MSEG / f"{name}.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["dataset_id"]) for r in rows] == list(range(len(expected)))
     assert tuple(r["dataset_class"] for r in rows) == expected
@@ -75,7 +76,7 @@ def test_many_to_one_tables_name_the_adapters_classes_and_universal_classes(name
 
 
 def test_ade20k_merges_follow_the_master():
-    with (MSEG / "many_to_one" / "ade20k.csv").open(newline="") as handle:
+    with (MSEG / "ade20k.csv").open(newline="") as handle:
         rows = {r["dataset_class"]: r["universal"] for r in csv.DictReader(handle)}
     assert sorted(c for c, u in rows.items() if u == "building") == sorted(["building", "house", "skyscraper", "booth", "hovel", "tower", "grandstand"])
     assert rows["animal"] == "animal_other" and rows["computer"] == ""  # the master's unlabeled row
@@ -98,12 +99,29 @@ def test_fixture_writer_writes_the_layout_the_adapter_reads(dataset, tmp_path):
         assert values <= set(range(spec.num_classes)) | {IGNORE_INDEX} and values - {IGNORE_INDEX}
 
 
-@pytest.mark.parametrize("dataset", ["bdd", "cityscapes", "kitti", "wilddash", "pascal_context", "scannet"])
-def test_fixture_members_relabel_into_the_universal_taxonomy(dataset, tmp_path):
+@pytest.mark.parametrize("dataset", ["bdd", "cityscapes"])
+def test_fixture_training_members_relabel_into_the_universal_taxonomy(dataset, tmp_path):
     root = write_fixture(dataset, tmp_path / dataset, size=(12, 16))
     spec = to_universal(load_split(dataset, str(root), "val"), load_taxonomy("mseg"), dataset)
     label = SegmentationDataset(spec)[0]["label"]
     assert spec.num_classes == 194 and set(label.unique().tolist()) <= set(range(194)) | {IGNORE_INDEX}
+
+
+@pytest.mark.parametrize("dataset", ["kitti", "wilddash", "pascal_context", "scannet", "camvid", "voc"])
+def test_test_members_take_universal_predictions(dataset):
+    """MSeg's test sets are evaluated in their own classes: every universal class maps to one of
+    their classes or to K (counted wrong); their one-to-many classes (KITTI's pole = pole +
+    streetlight) gather every part's predictions."""
+    taxonomy = load_taxonomy("mseg")
+    table = universal_to_dataset(taxonomy, dataset)
+    k = taxonomy.mapping(dataset).num_classes
+    assert table.shape == (194,) and set(table.tolist()) <= set(range(k + 1)) and len(set(table.tolist()) - {k}) > 1
+
+
+def test_test_member_one_to_many_classes_cannot_train_silently(tmp_path):
+    root = write_fixture("kitti", tmp_path / "kitti", size=(12, 16))
+    with pytest.raises(DataError, match=r"cannot train kitti class\(es\) 'pole' \(covers streetlight, pole\)"):
+        to_universal(load_split("kitti", str(root), "val"), load_taxonomy("mseg"), "kitti")
 
 
 def test_kitti_splits_are_mseg_val_list_and_the_rest(tmp_path):
@@ -170,18 +188,26 @@ def test_mapillary_reads_the_v2_archives_v12_labels(tmp_path):
     assert all(label.parent == root / "training" / "v1.2" / "labels" for _, label in spec.pairs)
 
 
-def test_full_mseg_config_stops_naming_the_first_dataset_it_cannot_read(tmp_path):
-    """paper-gss-mseg.yaml lists MSeg's 7 training sets; 4 are not taxonomy members yet (README of the taxonomy)."""
+def test_full_mseg_config_reads_every_training_table_and_stops_at_missing_data(tmp_path):
+    """paper-gss-mseg.yaml lists MSeg's 7 training sets: every one's table trains (MSeg's many-to-one
+    merges; its unlabeled classes listed in data.ignore_classes); without the data on disk the run
+    stops naming the first dataset folder it could not find."""
     import yaml
     from conftest import REPO
 
     from genseg.data.sources import train_spec
+    from genseg.data.taxonomy import training_table
     from genseg.experiments import apply_overlay, run_configs
 
     workflow = apply_overlay({**yaml.safe_load((REPO / "workflow/config/paper-gss-mseg.yaml").read_text()), "overlay": ""})
     cfg = next(iter(run_configs(workflow, tmp_path, tmp_path / "runs").values()))
     assert cfg.data.train_domains == ("ade20k", "bdd", "cityscapes", "coco_panoptic", "idd", "mapillary", "sunrgbd")
-    with pytest.raises(DataError, match=r"taxonomy 'mseg' has no dataset 'ade20k'; it maps bdd, camvid, cityscapes"):
+    taxonomy = load_taxonomy("mseg")
+    for dataset in cfg.data.train_domains:
+        table = training_table(taxonomy, dataset, cfg.data.ignore_classes.get(dataset, ()))
+        assert len(table) == taxonomy.mapping(dataset).num_classes
+    assert taxonomy.mapping("ade20k").shared()  # house, skyscraper, ... -> building
+    with pytest.raises(DataError, match=r"ade20k"):
         train_spec(cfg.data, "train", cfg.data.train_domains)
 
 

@@ -167,7 +167,7 @@ def test_end_to_end_iou(road):
         ("camvid.csv", "10,Bicyclist", "9,Bicyclist", "row 12: duplicate dataset_id 9"),
         ("camvid.csv", "10,Bicyclist", "ten,Bicyclist", "row 12: dataset_id 'ten' is not an integer"),
         ("camvid.csv", "dataset_id,dataset_class,universal,note", "dataset_id,dataset_class,note", "missing column(s) universal"),
-        ("camvid.csv", "7,Fence,fence", "7,Fence,fence;pole", "row 9: universal class 'pole' is already covered by 'Pole'"),
+        ("camvid.csv", "7,Fence,fence", "7,Fence,fence;fence", "row 9: universal class 'fence' listed twice"),
         ("universal.csv", "id,name,description", "id,label,description", "missing column(s) name"),
     ],
 )
@@ -311,3 +311,19 @@ def test_run_stops_before_training_above_the_ignored_threshold(tmp_path, tiny_co
     evaluated = evaluate_run(tmp_path / "run", "val", ["camvid"], tmp_path / "eval.json", progress=False)
     assert len(evaluated["scores"]["iou"]) == 11
     assert record["final_val_miou"] == pytest.approx(evaluated["scores"]["miou"])
+
+
+def test_many_to_one_trains_but_is_not_evaluated_in_its_own_classes(tmp_path):
+    """Two dataset classes covering one universal class (MSeg's merges): training relabels both into
+    it; mapping predictions back into the dataset's classes is refused, naming the class."""
+    folder = tmp_path / "merged"
+    shutil.copytree(TAXONOMY_ROOT / "road", folder)
+    path = folder / "camvid.csv"
+    text = path.read_text()
+    path.write_text(text.replace("7,Fence,fence", "7,Fence,pole", 1))
+    taxonomy = load_taxonomy(folder)
+    table = training_table(taxonomy, "camvid")
+    pole = taxonomy.classes.index("pole")
+    assert table[7] == pole and table[taxonomy.mapping("camvid").classes.index("Pole")] == pole
+    with pytest.raises(DataError, match=r"camvid cannot be evaluated through taxonomy 'merged': universal class 'pole' covers several camvid classes \(Pole, Fence\)"):
+        universal_to_dataset(taxonomy, "camvid")

@@ -3,7 +3,9 @@
 A taxonomy is a folder of CSV files (``genseg/data/taxonomies/<name>/``): ``universal.csv``
 (``id,name,description[,parts]``) lists the universal classes, and one ``<dataset>.csv``
 (``dataset_id,dataset_class,universal,note``) per dataset says which universal class(es)
-each dataset class covers (several joined with ``;``, empty for none). A universal class
+each dataset class covers (several joined with ``;``, empty for none); several dataset classes
+may cover the same universal class (MSeg's many-to-one merges: such a dataset trains, but
+cannot be evaluated in its own classes). A universal class
 with ``parts`` (``;``-separated names of other universal classes) is a *merged* class: the
 union of its parts, for dataset classes that do not tell the parts apart.
 
@@ -50,6 +52,15 @@ class DatasetMapping:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def shared(self) -> dict[int, tuple[str, ...]]:
+        """Universal ids covered by several of this dataset's classes (MSeg's many-to-one merges,
+        e.g. ADE20K's house and skyscraper -> building), with those classes."""
+        covers: dict[int, list[str]] = {}
+        for name, ids in zip(self.classes, self.universal):
+            for uid in ids:
+                covers.setdefault(uid, []).append(name)
+        return {uid: tuple(names) for uid, names in covers.items() if len(names) > 1}
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,13 +180,9 @@ def _read_mapping(path: Path, universal: tuple[str, ...], merged: frozenset[str]
                     f"(a class covering exactly a merged class's parts trains as it)"
                 )
             uid = index[name]
-            if uid in owner:
-                other_line, other_class = owner[uid]
-                raise DataError(
-                    f"{path}: row {line}: universal class {name!r} is already covered by "
-                    f"{other_class!r} (row {other_line}); each universal class may map to one dataset class"
-                )
-            owner[uid] = (line, row["dataset_class"])
+            if uid in owner and owner[uid][0] == line:
+                raise DataError(f"{path}: row {line}: universal class {name!r} listed twice")
+            owner.setdefault(uid, (line, row["dataset_class"]))
             ids.append(uid)
         by_id[ident] = (line, row["dataset_class"], tuple(ids))
     if not by_id:
@@ -305,6 +312,14 @@ def union(specs: Sequence[SplitSpec], name: str | None = None) -> SplitSpec:
 def universal_to_dataset(taxonomy: Taxonomy, dataset: str) -> np.ndarray:
     """Rule 2: int64[U], universal id -> the dataset's class id, or K where it has none."""
     mapping = taxonomy.mapping(dataset)
+    shared = mapping.shared()
+    if shared:
+        uid, names = next(iter(shared.items()))
+        raise DataError(
+            f"{dataset} cannot be evaluated through taxonomy {taxonomy.name!r}: universal class {taxonomy.classes[uid]!r} "
+            f"covers several {dataset} classes ({', '.join(names)}) in {mapping.source}, so a prediction of it names no one "
+            f"{dataset} class ({len(shared)} such universal class(es)). Train on {dataset}; evaluate on another dataset"
+        )
     table = np.full(taxonomy.num_classes, mapping.num_classes, dtype=np.int64)
     for class_id, ids in enumerate(mapping.universal):
         table[list(ids)] = class_id
