@@ -295,9 +295,6 @@ def test_killed_snakemake_reruns_to_the_uninterrupted_weights(tmp_path):
 
     from safetensors.torch import load_file
 
-    from genseg.config import load_run_config
-    from genseg.engine.train import train
-
     cfg = tiny_workflow_config(name="killed")
     cfg["only"] = ["deeplabv3plus-r18"]
     cfg["defaults"]["optim"].update(iterations=10)
@@ -317,7 +314,12 @@ def test_killed_snakemake_reruns_to_the_uninterrupted_weights(tmp_path):
     assert not (run / "model.safetensors").exists(), "the kill came too late"
     snakemake("--cores", "1", target, "--configfile", str(tmp_path / "tiny.yaml"), "--directory", str(tmp_path))
     assert json.loads((run / "train_metrics.json").read_text())["resumed_from"] >= 3
-    train(load_run_config(run / "config.yaml"), tmp_path / "straight")
+    # the same run config trained straight, as the workflow's job runs it (OMP_NUM_THREADS=train_threads)
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    (straight / "config.yaml").write_bytes((run / "config.yaml").read_bytes())
+    subprocess.run([sys.executable, "-m", "genseg", "train", str(straight / "config.yaml")], check=True, capture_output=True,
+                   env=dict(env, OMP_NUM_THREADS=str(cfg["resources"]["train_threads"])))
     a, b = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "straight" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 def cross_domain_config(tmp_path):

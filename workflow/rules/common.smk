@@ -80,7 +80,10 @@ if PREFLIGHT and MAIN_PROCESS:
 # this folder they are stale and removed (genseg.io.clear_stale_snakemake_locks).
 if MAIN_PROCESS:
     for stale in clear_stale_snakemake_locks():
-        print(f"genseg: removed the stale Snakemake lock {stale} (left by a killed run)", file=sys.stderr)
+        print(
+            f"genseg: removed the stale Snakemake lock {stale} (left by a killed run)",
+            file=sys.stderr,
+        )
 
 
 onstart:
@@ -129,12 +132,14 @@ def run_plan(run, split):
 
 def eval_plan_json(wildcards):
     return json.dumps(run_plan(wildcards.run, wildcards.split))
+
+
 def eval_runtime(wildcards):
     """An evaluate job's minutes: resources.eval_sweep_runtime_min (default eval_runtime_min)
     when its plan evaluates sweep values (e.g. FlowSeg's step counts), else eval_runtime_min.
     """
     plan = json.loads(eval_plan_json(wildcards))
-    if any(options for _, options in plan):
+    if any(entry[1] for entry in plan):  # [domain, predict options(, window)]
         return RESOURCES.get("eval_sweep_runtime_min", RESOURCES["eval_runtime_min"])
     return RESOURCES["eval_runtime_min"]
 
