@@ -86,7 +86,11 @@ class TrainConfig:
     ``precision``: ``fp32`` (the default, CPU results unchanged), ``bf16`` (autocast; the
     recommended setting on GPUs, paper configs may set it) or ``fp16`` (autocast + GradScaler).
     ``tf32``: TF32 matmuls and convolutions on CUDA devices (ignored elsewhere). ``accumulate``:
-    micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step)."""
+    micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step).
+    ``compile``: the training loss (forward and loss) through ``torch.compile`` with ``compile_backend``
+    (weights and checkpoint keys unchanged). ``activation_checkpointing``: the method's transformer
+    blocks recompute their activations in the backward pass (timm's ``set_grad_checkpointing``); a
+    method without transformer blocks is an error naming the key."""
 
     ema_decay: float = 0.0
     log_every: int = 10
@@ -98,6 +102,9 @@ class TrainConfig:
     tf32: bool = True
     channels_last: bool = False
     accumulate: int = 1
+    compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile's backend: inductor, aot_eager, eager, ...
+    activation_checkpointing: bool = False
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -194,6 +201,12 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {cfg.train.precision!r}")
     if cfg.train.accumulate < 1:
         raise ConfigError(f"train.accumulate must be an integer >= 1 (micro-batches per optimizer step), got {cfg.train.accumulate!r}")
+    if cfg.train.compile:
+        import torch
+
+        backends = torch.compiler.list_backends(exclude_tags=())
+        if cfg.train.compile_backend not in backends:
+            raise ConfigError(f"train.compile_backend must be one of {', '.join(backends)}, got {cfg.train.compile_backend!r}")
     lo, hi = cfg.data.scale_range
     if not 0 < lo <= hi:
         raise ConfigError(f"data.scale_range must be 0 < low <= high, got {cfg.data.scale_range!r}")

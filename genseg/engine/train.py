@@ -30,7 +30,7 @@ from ..io import write_json, write_text, write_yaml
 from ..methods import build_method
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
-from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32
+from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32, speed_options
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -149,6 +149,7 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
 
     ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     evaluated = ema.module if ema else model  # validated, evaluated and saved
+    speed_options(model, cfg.train)  # train.activation_checkpointing, train.compile (after the EMA copy)
 
     # Resume from the latest checkpoint if there is one.
     ckpt = run_dir / "checkpoint"
