@@ -15,7 +15,9 @@ paper size (random weights, built offline as ``genseg models`` does) at ``--pape
   while measuring the model minus its RSS before (the peak is reset first through
   ``/proc/self/clear_refs`` on Linux; elsewhere the increase over the earlier peak, 0 below it);
   ``peak_memory_kind`` names which.
-- MFU (GPU only): model FLOPs/s over the device's bf16 matmul peak measured with a large matmul.
+- MFU (GPU only): model FLOPs/s over the device's bf16 matmul peak measured with a large matmul
+  (``peak_tflops``); ``mfu_train`` counts a training step as 3 x the forward FLOPs. ``--precision bf16``
+  (or fp16): inference and the training step under autocast, as ``train.precision``.
 
 Runs that start from another run's files (``{runs}/...``) are built without them where possible: a
 GSS / maskige ``posterior_file`` becomes a random VQ-VAE of the configured shape; any other such
@@ -51,7 +53,7 @@ from .engine.provenance import device_name, peak_memory_mb, reset_peak_memory, r
 COLUMNS = [
     "experiment", "method", "source", "status", "image_size", "batch", "gflops_per_image", "train_gflops_per_image", "flops_note",
     "steps", "infer_images_per_s", "train_batch", "train_images_per_s", "peak_memory_mb", "peak_memory_kind",
-    "mfu_infer", "device", "precision", "note", "config",
+    "mfu_infer", "mfu_train", "peak_tflops", "device", "precision", "note", "config",
 ]
 GPU_HOURS_COLUMNS = [
     "model", "config", "crop_size", "iterations", "batch", "train_images", "gflops_per_image_at_crop",
@@ -169,8 +171,11 @@ def step_counts(model) -> list[int | None]:
 
 
 def measure(model, image_size: int, batch: int, train_batch: int, num_classes: int, device: torch.device,
-            infer_repeats: int = 2, train_repeats: int = 1, warmup: bool = True) -> list[dict]:
-    """One dict per step count: FLOPs per image, inference and training images/s, peak memory."""
+            infer_repeats: int = 2, train_repeats: int = 1, warmup: bool = True, precision: str = "fp32") -> list[dict]:
+    """One dict per step count: FLOPs per image, inference and training images/s, peak memory;
+    ``precision`` bf16 / fp16: predict and the training step under autocast (train.precision's)."""
+    from .engine.precision import autocast
+
     model = model.to(device)
     rss0 = _reset_peak_rss()
     reset_peak_memory(device)
@@ -187,7 +192,7 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
     images, labels = data(batch)
     for steps in step_counts(model):
         kw = {"steps": steps} if steps is not None else {}
-        with torch.no_grad():
+        with torch.no_grad(), autocast(precision, device):
             flops, added = count_flops(lambda: model.predict(one_images, **kw, **_predict_kwargs(model, one_labels)))
             if warmup:
                 model.predict(images, **kw, **_predict_kwargs(model, labels))
@@ -209,7 +214,8 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
         images, labels = data(train_batch)
 
         def step():
-            loss, _ = model.training_loss(images, labels)
+            with autocast(precision, device):
+                loss, _ = model.training_loss(images, labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -229,6 +235,7 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
     else:
         peak, kind = max(_peak_rss_mb() - rss0, 0.0), "cpu_peak_rss_increase"
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    dtype = dtype if precision == "fp32" else f"{precision} autocast"
     for row in rows:
         row.update(train_batch=train_batch, train_images_per_s=train_ips, peak_memory_mb=peak, peak_memory_kind=kind,
                    device=device_name(device), precision=dtype, note=note)
@@ -309,9 +316,10 @@ def with_random_weights(cfg, runs_dir: Path, tmp: Path, classes: int):
     return ModelConfig(cfg.model.method, options)
 
 
-def measure_flops(model, image_size: int, num_classes: int) -> list[dict]:
+def measure_flops(model, image_size: int, num_classes: int, train_step: bool = False) -> list[dict]:
     """FLOPs per image alone (``--flops-only``), batch 1, CPU: the forward (one ``predict``, 1 step where it
-    takes steps) and one training step (``training_loss`` and its backward at batch 2, per image; no optimizer)."""
+    takes steps) and, with ``train_step``, one training step (``training_loss`` and its backward, per image; no
+    optimizer; batch 1, or 2 where BatchNorm after a global pooling needs two images)."""
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(1, 3, image_size, image_size, generator=gen)
     labels = torch.randint(0, num_classes, (1, image_size, image_size), generator=gen)
@@ -438,7 +446,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512, paper_batch: int = 2, figure: str | Path = "",
               gpu_hours: str | Path = "", device: str = "cpu", num_classes: int = 150, experiments: list[str] | None = None,
-              infer_repeats: int = 2, paper_models: list[str] | None = None, flops_only: bool = False, log=print) -> list[dict]:
+              infer_repeats: int = 2, paper_models: list[str] | None = None, flops_only: bool = False, precision: str = "fp32",
+              count_train_step: bool = False,
+              log=print) -> list[dict]:
     """Measure the config's experiments (and the paper-size models) and write the CSV(s); returns the rows.
     ``config``: one workflow config (a file or a dict) or a list of them (rows of each, in order)."""
     import yaml
@@ -450,6 +460,10 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
     from .methods.baselines import PAPER_MODELS
 
     dev = resolve_device(device)
+    if precision != "fp32":
+        from .engine.precision import check_precision
+
+        check_precision(precision, dev)
     if flops_only and dev.type != "cpu":
         raise ValueError(f"genseg benchmark --flops-only counts FLOPs on the CPU; got --device {device}")
     peak = matmul_peak_tflops(dev) if dev.type != "cpu" else None
@@ -462,6 +476,9 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
             row = {**base, "status": "ok", **m}
             if peak and m["infer_images_per_s"]:
                 row["mfu_infer"] = m["gflops_per_image"] * 1e9 * m["infer_images_per_s"] / (peak * 1e12)
+                row["peak_tflops"] = peak
+            if peak and m["train_images_per_s"] and m["steps"] in ("", 1):  # training: 3 x forward FLOPs (1 step)
+                row["mfu_train"] = 3 * m["gflops_per_image"] * 1e9 * m["train_images_per_s"] / (peak * 1e12)
             rows.append(row)
             ips = lambda v: f"{v:.3g}" if v else "-"  # noqa: E731
             log(f"{row['experiment']:<28} {row['gflops_per_image']:>9.3f} GFLOPs  steps {row['steps'] or '-':>2}  "
@@ -504,11 +521,11 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
                     continue
                 if flops_only:
                     start = time.perf_counter()
-                    measured = cache[key] = measure_flops(model, cfg.data.crop_size, classes)
+                    measured = cache[key] = measure_flops(model, cfg.data.crop_size, classes, count_train_step)
                     measured[0]["note"] += f"; {classes} classes; counted in {time.perf_counter() - start:.0f} s"
                 else:
                     measured = measure(model, cfg.data.crop_size, cfg.data.batch_size, cfg.data.batch_size, classes, dev,
-                                       infer_repeats=infer_repeats)
+                                       infer_repeats=infer_repeats, precision=precision)
                 finish(base, [dict(m) for m in measured])
                 del model
             if flops_only:
@@ -525,10 +542,11 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
                         "batch": 1 if flops_only else paper_batch}
                 start = time.perf_counter()
                 if flops_only:
-                    measured = measure_flops(model, paper_size, num_classes)
+                    measured = measure_flops(model, paper_size, num_classes, count_train_step)
                 else:  # paper size on a CPU: no warm-up forward, one timed repetition (a forward takes seconds)
                     measured = measure(model, paper_size, paper_batch, paper_batch, num_classes, dev,
-                                       infer_repeats=1 if dev.type == "cpu" else infer_repeats, warmup=dev.type != "cpu")
+                                       infer_repeats=1 if dev.type == "cpu" else infer_repeats, warmup=dev.type != "cpu",
+                                       precision=precision)
                 for m in measured:
                     m["note"] = (m.get("note") + "; " if m.get("note") else "") + f"{num_classes} classes; measured in {time.perf_counter() - start:.0f} s"
                 finish(base, measured)
