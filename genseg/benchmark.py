@@ -528,6 +528,10 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
                                        infer_repeats=infer_repeats, precision=precision)
                 finish(base, [dict(m) for m in measured])
                 del model
+                if flops_only:  # written as it goes: a process killed for memory keeps the rows before
+                    write_csv(rows, Path(out), COLUMNS)
+                    if gpu_hours:
+                        write_csv(hours + config_gpu_hours(rows[first:], by_name), Path(gpu_hours), GPU_HOURS_COLUMNS)
             if flops_only:
                 hours += config_gpu_hours(rows[first:], by_name)
         flops_at = {}
