@@ -318,8 +318,8 @@ def with_random_weights(cfg, runs_dir: Path, tmp: Path, classes: int):
 
 def measure_flops(model, image_size: int, num_classes: int, train_step: bool = False) -> list[dict]:
     """FLOPs per image alone (``--flops-only``), batch 1, CPU: the forward (one ``predict``, 1 step where it
-    takes steps) and, with ``train_step``, one training step (``training_loss`` and its backward, per image; no
-    optimizer; batch 1, or 2 where BatchNorm after a global pooling needs two images)."""
+    takes steps) and, with ``train_step``, one training step (``training_loss`` and its backward at batch 2, per
+    image; no optimizer; 2 as BatchNorm after a global pooling, smp's ASPP, needs two images when training)."""
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(1, 3, image_size, image_size, generator=gen)
     labels = torch.randint(0, num_classes, (1, image_size, image_size), generator=gen)
@@ -328,7 +328,7 @@ def measure_flops(model, image_size: int, num_classes: int, train_step: bool = F
     with torch.no_grad():
         flops, added = count_flops(lambda: model.predict(images, **kw, **_predict_kwargs(model, labels)))
     train_flops, note = "", ""
-    if any(p.requires_grad for p in model.parameters()):
+    if train_step and any(p.requires_grad for p in model.parameters()):
         model.train()
         torch.manual_seed(0)
 

@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import REPO
 
-from genseg.benchmark import ASSUMED_MFU, ASSUMED_PEAK_TFLOPS, SDPA_NOTE, count_flops, paper_gpu_hours
+from genseg.benchmark import ASSUMED_MFU, ASSUMED_PEAK_TFLOPS, SDPA_NOTE, count_flops, measure_flops, paper_gpu_hours
 from genseg.cli import main
 
 KEEP = ("deeplabv3plus-r18", "flowseg-kronecker-reshaped", "gss-ff", "gss-ft")
@@ -139,3 +139,15 @@ def test_flops_only_counts_every_experiment_and_estimates_its_schedule(tmp_path)
         assert float(r["train_flops"]) == pytest.approx(3 * float(rows[name]["gflops_per_image"]) * 1e9 * 4, rel=1e-3)
         assert float(r["gpu_hours_estimate"]) == pytest.approx(expected, abs=0.06) and "assumed" in r["basis"]
         assert float(r["train_gflops_per_image_counted"]) == pytest.approx(float(rows[name]["train_gflops_per_image"]), rel=1e-3)
+
+
+def test_flops_only_counts_the_training_step_only_when_asked():
+    from genseg.config import ModelConfig
+    from genseg.methods import build_method
+
+    model = build_method(ModelConfig("deeplabv3plus", {"encoder": "tu-resnet18", "decoder_channels": 16}), 4, 255)
+    (plain,) = measure_flops(model, 32, 4)
+    (counted,) = measure_flops(model, 32, 4, train_step=True)
+    assert plain["train_gflops_per_image"] == "" and plain["gflops_per_image"] == counted["gflops_per_image"] > 0
+    assert counted["train_gflops_per_image"] > 2 * counted["gflops_per_image"]
+    assert all(p.grad is None for p in model.parameters())
