@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_backward_flop_count, sdpa_flop_count
 
 from .engine.provenance import device_name, peak_memory_mb, reset_peak_memory, resolve_device
 
@@ -74,6 +74,13 @@ def _sdpa_backward_flops(grad_out, query, key, value, *args, out_shape=None, **k
     return sdpa_backward_flop_count(grad_out, query, key, value)
 
 
+def _conv_backward_flops(grad_out, x, w, _bias, _stride, _padding, _dilation, transposed, _output_padding, _groups,
+                         output_mask, out_shape=None, **kwargs) -> int:
+    """Each requested gradient (input, weight) costs one forward convolution. torch 2.14's own formula
+    ignores ``groups``: a depthwise convolution's backward came out groups + 1 times its forward."""
+    return conv_flop_count(x, w, grad_out, transposed) * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
 def _custom_flops() -> dict:
     """SDPA kernels FlopCounterMode does not count in this torch (probed, not assumed)."""
     aten = torch.ops.aten
@@ -82,6 +89,7 @@ def _custom_flops() -> dict:
         op = getattr(aten, name, None)
         if op is not None:
             mapping[op] = _sdpa_flops
+    mapping[aten.convolution_backward] = _conv_backward_flops
     op = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
     if op is not None:
         mapping[op] = _sdpa_backward_flops

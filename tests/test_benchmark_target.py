@@ -66,6 +66,13 @@ def test_flop_counter_matches_the_hand_formulas():
     flops, _ = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
     assert flops == 4 * 2 * 3 * 64 * 64 * 16
     assert SDPA_NOTE
+    # Convolution backward: one forward's FLOPs per gradient, depthwise too (torch's formula ignores groups).
+    for groups in (1, 8):
+        conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=groups)
+        x = torch.randn(1, 8, 10, 10, requires_grad=True)
+        forward, _ = count_flops(lambda: conv(x))
+        both, _ = count_flops(lambda: conv(x).sum().backward())
+        assert forward == 2 * 100 * 8 * (8 // groups) * 9 and both == 3 * forward
 
 
 def test_gpu_hours_are_an_assumed_estimate():
