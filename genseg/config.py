@@ -88,9 +88,9 @@ class TrainConfig:
     ``tf32``: TF32 matmuls and convolutions on CUDA devices (ignored elsewhere). ``accumulate``:
     micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step).
     ``compile``: the training loss (forward and loss) through ``torch.compile`` with ``compile_backend``
-    (weights and checkpoint keys unchanged). ``activation_checkpointing``: the method's transformer
-    blocks recompute their activations in the backward pass (timm's ``set_grad_checkpointing``); a
-    method without transformer blocks is an error naming the key."""
+    (weights and checkpoint keys unchanged). ``activation_checkpointing``: the method's blocks (transformer
+    blocks, timm backbones) recompute their activations in the backward pass (timm's ``set_grad_checkpointing``);
+    a method with no part that supports it is an error naming the key and the method."""
 
     ema_decay: float = 0.0
     log_every: int = 10

@@ -107,7 +107,7 @@ def test_a_run_with_activation_checkpointing_trains(tmp_path, tiny_synthetic, ti
 def test_activation_checkpointing_without_support_is_a_config_error(tmp_path, tiny_synthetic, tiny_config):
     cfg = tiny_config(tiny_synthetic, model={"method": "segformer", "encoder": "mit_b0", "decoder_channels": 16},
                       train__activation_checkpointing=True)
-    with pytest.raises(ConfigError, match=r"train\.activation_checkpointing.*SmpClassifier"):
+    with pytest.raises(ConfigError, match=r"train\.activation_checkpointing: method 'segformer'.*SmpClassifier"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint.json").exists()
 

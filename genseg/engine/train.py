@@ -149,7 +149,7 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None) -> dict:
 
     ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
     evaluated = ema.module if ema else model  # validated, evaluated and saved
-    speed_options(model, cfg.train)  # train.activation_checkpointing, train.compile (after the EMA copy)
+    speed_options(model, cfg)  # train.activation_checkpointing, train.compile (after the EMA copy)
 
     # Resume from the latest checkpoint if there is one.
     ckpt = run_dir / "checkpoint"
