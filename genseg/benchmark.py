@@ -15,11 +15,18 @@ paper size (random weights, built offline as ``genseg models`` does) at ``--pape
   while measuring the model minus its RSS before (the peak is reset first through
   ``/proc/self/clear_refs`` on Linux; elsewhere the increase over the earlier peak, 0 below it);
   ``peak_memory_kind`` names which.
-- MFU (GPU only): model FLOPs/s over the device's bf16 matmul peak measured with a large matmul.
+- MFU (GPU only): model FLOPs/s over the device's bf16 matmul peak measured with a large matmul
+  (``peak_tflops``); ``mfu_train`` counts a training step as 3 x the forward FLOPs. ``--precision bf16``
+  (or fp16): inference and the training step under autocast, as ``train.precision``.
 
 Runs that start from another run's files (``{runs}/...``) are built without them where possible: a
 GSS / maskige ``posterior_file`` becomes a random VQ-VAE of the configured shape; any other such
 file (GSS-FT's ``init_file``) makes the row ``skipped`` with the reason in ``note``.
+
+``--flops-only``: the FLOPs alone (no timing, no training step, batch 1, ``predict`` with 1 step),
+so paper-size configs can be counted on a CPU; weight files the run config names but the disk lacks
+(``{weights}/...``, another run's ``init_file``) are replaced by random ones of the same shape, and
+``gpu_hours.csv`` gets one row per experiment, its forward FLOPs counted at its own crop size.
 
 ``gpu_hours.csv``: for each paper-size model found in ``workflow/config/paper-*.yaml``, the
 estimated GPU-hours of its schedule (iterations x batch images, training FLOPs = 3 x forward
@@ -39,18 +46,19 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_backward_flop_count, sdpa_flop_count
 
 from .engine.provenance import device_name, peak_memory_mb, reset_peak_memory, resolve_device
 
 COLUMNS = [
-    "experiment", "method", "source", "status", "image_size", "batch", "gflops_per_image", "flops_note",
+    "experiment", "method", "source", "status", "image_size", "batch", "gflops_per_image", "train_gflops_per_image", "flops_note",
     "steps", "infer_images_per_s", "train_batch", "train_images_per_s", "peak_memory_mb", "peak_memory_kind",
-    "mfu_infer", "device", "precision", "note",
+    "mfu_infer", "mfu_train", "peak_tflops", "device", "precision", "note", "config",
 ]
 GPU_HOURS_COLUMNS = [
     "model", "config", "crop_size", "iterations", "batch", "train_images", "gflops_per_image_at_crop",
-    "train_flops", "assumed_mfu", "assumed_peak_tflops", "gpu_hours_estimate", "basis",
+    "train_flops", "assumed_mfu", "assumed_peak_tflops", "gpu_hours_estimate", "train_gflops_per_image_counted",
+    "gpu_hours_estimate_counted", "basis",
 ]
 ASSUMED_MFU = 0.40
 ASSUMED_PEAK_TFLOPS = 989.0  # H100 SXM bf16 dense
@@ -62,6 +70,17 @@ def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
     return sdpa_flop_count(query, key, value)
 
 
+def _sdpa_backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+def _conv_backward_flops(grad_out, x, w, _bias, _stride, _padding, _dilation, transposed, _output_padding, _groups,
+                         output_mask, out_shape=None, **kwargs) -> int:
+    """Each requested gradient (input, weight) costs one forward convolution. torch 2.14's own formula
+    ignores ``groups``: a depthwise convolution's backward came out groups + 1 times its forward."""
+    return conv_flop_count(x, w, grad_out, transposed) * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
 def _custom_flops() -> dict:
     """SDPA kernels FlopCounterMode does not count in this torch (probed, not assumed)."""
     aten = torch.ops.aten
@@ -70,6 +89,10 @@ def _custom_flops() -> dict:
         op = getattr(aten, name, None)
         if op is not None:
             mapping[op] = _sdpa_flops
+    mapping[aten.convolution_backward] = _conv_backward_flops
+    op = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+    if op is not None:
+        mapping[op] = _sdpa_backward_flops
     return mapping
 
 
@@ -81,10 +104,25 @@ def sdpa_counted_natively(device: str = "cpu") -> bool:
     return mode.get_total_flops() > 0
 
 
+class _Global:
+    """In place of FlopCounterMode's per-module tracker: totals only. The tracker's backward hooks fail on
+    some transformers models ("Expected gradient function to be set") when a backward is counted."""
+
+    parents = ("Global",)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return None
+
+
 def count_flops(fn) -> tuple[int, bool]:
-    """FLOPs of ``fn()`` and whether any came from the hand-added SDPA formula."""
+    """FLOPs of ``fn()`` (a backward in it included) and whether any came from the hand-added SDPA formula."""
     custom = _custom_flops()
-    with FlopCounterMode(display=False, custom_mapping=custom) as mode:
+    mode = FlopCounterMode(display=False, custom_mapping=custom)
+    mode.mod_tracker = _Global()
+    with mode:
         fn()
     counts = mode.get_flop_counts().get("Global", {})
     added = any(n for op, n in counts.items() if op in custom)
@@ -141,8 +179,11 @@ def step_counts(model) -> list[int | None]:
 
 
 def measure(model, image_size: int, batch: int, train_batch: int, num_classes: int, device: torch.device,
-            infer_repeats: int = 2, train_repeats: int = 1, warmup: bool = True) -> list[dict]:
-    """One dict per step count: FLOPs per image, inference and training images/s, peak memory."""
+            infer_repeats: int = 2, train_repeats: int = 1, warmup: bool = True, precision: str = "fp32") -> list[dict]:
+    """One dict per step count: FLOPs per image, inference and training images/s, peak memory;
+    ``precision`` bf16 / fp16: predict and the training step under autocast (train.precision's)."""
+    from .engine.precision import autocast
+
     model = model.to(device)
     rss0 = _reset_peak_rss()
     reset_peak_memory(device)
@@ -159,7 +200,7 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
     images, labels = data(batch)
     for steps in step_counts(model):
         kw = {"steps": steps} if steps is not None else {}
-        with torch.no_grad():
+        with torch.no_grad(), autocast(precision, device):
             flops, added = count_flops(lambda: model.predict(one_images, **kw, **_predict_kwargs(model, one_labels)))
             if warmup:
                 model.predict(images, **kw, **_predict_kwargs(model, labels))
@@ -181,7 +222,8 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
         images, labels = data(train_batch)
 
         def step():
-            loss, _ = model.training_loss(images, labels)
+            with autocast(precision, device):
+                loss, _ = model.training_loss(images, labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -201,6 +243,7 @@ def measure(model, image_size: int, batch: int, train_batch: int, num_classes: i
     else:
         peak, kind = max(_peak_rss_mb() - rss0, 0.0), "cpu_peak_rss_increase"
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    dtype = dtype if precision == "fp32" else f"{precision} autocast"
     for row in rows:
         row.update(train_batch=train_batch, train_images_per_s=train_ips, peak_memory_mb=peak, peak_memory_kind=kind,
                    device=device_name(device), precision=dtype, note=note)
@@ -244,6 +287,103 @@ def _without_run_files(cfg, runs_dir: Path, tmp: Path):
         else:
             return None, f"needs another run's file ({key}: {Path(value).relative_to(runs_dir)})"
     return ModelConfig(cfg.model.method, options), ""
+
+
+WEIGHT_FILE_KEYS = ("pretrained_file", "pixnerd_file", "backbone_file", "weights_file")
+
+
+def with_random_weights(cfg, runs_dir: Path, tmp: Path, classes: int):
+    """The model config with every weight file the disk lacks replaced by random weights (``--flops-only``):
+    ImageNet / PixNerd / backbone files dropped (random init), a missing DALL-E dVAE written at full size
+    (random), another run's ``init_file`` written from a random model of that run's shape."""
+    from .config import ModelConfig
+    from .engine.checkpoint import save_weights
+    from .methods import build_method
+
+    options = dict(cfg.model.options)
+    for key in WEIGHT_FILE_KEYS:
+        if options.get(key) and not Path(options[key]).expanduser().is_file():
+            options[key] = ""
+    if options.get("posterior") == "dalle" and not Path(options.get("posterior_file", "")).is_file():
+        from safetensors.torch import save_file
+
+        from .methods.gss.dvae import FORMAT, DalleDecoder, DalleDVAE, DalleEncoder
+
+        path = tmp / "dalle-dvae-random.safetensors"
+        if not path.is_file():
+            torch.manual_seed(0)
+            dvae = DalleDVAE(DalleEncoder(), DalleDecoder())
+            meta = {"format": FORMAT, **{k: str(v) for k, v in dvae.config().items()}, "source": "random (benchmark)"}
+            save_file({k: v.contiguous() for k, v in dvae.state_dict().items()}, str(path), metadata=meta)
+        options["posterior_file"] = str(path)
+    if options.get("init_file") and not Path(options["init_file"]).is_file():
+        prior = {k: v for k, v in options.items() if k not in ("stage", "inverse", "inverse_width", "init_file")}
+        path = tmp / f"{cfg.name}-random-prior.safetensors"
+        save_weights(path, build_method(ModelConfig(cfg.model.method, prior), classes))
+        options["init_file"] = str(path)
+    return ModelConfig(cfg.model.method, options)
+
+
+def measure_flops(model, image_size: int, num_classes: int, train_step: bool = False) -> list[dict]:
+    """FLOPs per image alone (``--flops-only``), batch 1, CPU: the forward (one ``predict``, 1 step where it
+    takes steps) and, with ``train_step``, one training step (``training_loss`` and its backward at batch 2, per
+    image; no optimizer; 2 as BatchNorm after a global pooling, smp's ASPP, needs two images when training)."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(1, 3, image_size, image_size, generator=gen)
+    labels = torch.randint(0, num_classes, (1, image_size, image_size), generator=gen)
+    kw = {"steps": 1} if step_counts(model) != [None] else {}
+    model.eval()
+    with torch.no_grad():
+        flops, added = count_flops(lambda: model.predict(images, **kw, **_predict_kwargs(model, labels)))
+    train_flops, note = "", ""
+    if train_step and any(p.requires_grad for p in model.parameters()):
+        model.train()
+        torch.manual_seed(0)
+
+        # batch 2 (per image: / 2): BatchNorm after a global pooling (smp's ASPP) needs 2 images when training
+        images2 = torch.rand(2, 3, image_size, image_size, generator=gen)
+        labels2 = torch.randint(0, num_classes, (2, image_size, image_size), generator=gen)
+
+        def step():
+            loss, _ = model.training_loss(images2, labels2)
+            loss.backward()
+
+        try:
+            counted, added_train = count_flops(step)
+            train_flops, added = counted / 2 / 1e9, added or added_train
+        except Exception as err:  # a method without a plain training step
+            note = f"; training step not counted: {type(err).__name__}: {str(err)[:120]}"
+        model.zero_grad(set_to_none=True)
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    return [{"gflops_per_image": flops / 1e9, "train_gflops_per_image": train_flops, "flops_note": SDPA_NOTE if added else "",
+             "steps": kw.get("steps", ""),
+             "infer_images_per_s": "", "train_batch": "", "train_images_per_s": "", "peak_memory_mb": "",
+             "peak_memory_kind": "", "device": "cpu", "precision": dtype, "note": "flops only (random weights)" + note}]
+
+
+def config_gpu_hours(rows: list[dict], runs: dict) -> list[dict]:
+    """GPU-hour estimates of each measured config experiment's own schedule (``--flops-only`` rows: FLOPs at its crop)."""
+    out = []
+    for row in rows:
+        if row.get("source") != "config" or row.get("status") != "ok" or row.get("steps") not in ("", 1):
+            continue
+        cfg = runs[row["experiment"]]
+        iterations, batch, crop = cfg.optim.iterations, cfg.data.batch_size * cfg.train.accumulate, cfg.data.crop_size
+        train_flops = 3 * row["gflops_per_image"] * 1e9 * iterations * batch
+        counted = row.get("train_gflops_per_image") or 0.0
+        out.append({
+            "model": row["experiment"], "config": row["config"], "crop_size": f"{crop}x{crop}", "iterations": iterations,
+            "batch": batch, "train_images": iterations * batch, "gflops_per_image_at_crop": round(row["gflops_per_image"], 3),
+            "train_flops": f"{train_flops:.4g}", "assumed_mfu": ASSUMED_MFU, "assumed_peak_tflops": ASSUMED_PEAK_TFLOPS,
+            "gpu_hours_estimate": round(train_flops / (ASSUMED_MFU * ASSUMED_PEAK_TFLOPS * 1e12) / 3600, 1),
+            "train_gflops_per_image_counted": round(counted, 3) if counted else "",
+            "gpu_hours_estimate_counted": round(counted * 1e9 * iterations * batch / (ASSUMED_MFU * ASSUMED_PEAK_TFLOPS * 1e12) / 3600, 1)
+            if counted else "",
+            "basis": f"assumed: {ASSUMED_MFU:.0%} MFU of {ASSUMED_PEAK_TFLOPS:g} TFLOP/s bf16 dense (H100-class); "
+                     f"training FLOPs = 3 x forward FLOPs counted at the crop (random weights, batch 1, 1 step); "
+                     f"_counted: one training step's forward + backward counted (no optimizer)",
+        })
+    return out
 
 
 def paper_gpu_hours(flops_at: dict[str, tuple[float, int]], config_dir: Path = REPO / "workflow/config") -> list[dict]:
@@ -314,8 +454,11 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512, paper_batch: int = 2, figure: str | Path = "",
               gpu_hours: str | Path = "", device: str = "cpu", num_classes: int = 150, experiments: list[str] | None = None,
-              infer_repeats: int = 2, paper_models: list[str] | None = None, log=print) -> list[dict]:
-    """Measure the config's experiments (and the paper-size models) and write the CSV(s); returns the rows."""
+              infer_repeats: int = 2, paper_models: list[str] | None = None, flops_only: bool = False, precision: str = "fp32",
+              count_train_step: bool = False,
+              log=print) -> list[dict]:
+    """Measure the config's experiments (and the paper-size models) and write the CSV(s); returns the rows.
+    ``config``: one workflow config (a file or a dict) or a list of them (rows of each, in order)."""
     import yaml
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights; no hub
@@ -325,45 +468,80 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
     from .methods.baselines import PAPER_MODELS
 
     dev = resolve_device(device)
-    workflow = apply_overlay(config if isinstance(config, dict) else yaml.safe_load(Path(config).read_text()))
-    classes = workflow_num_classes(workflow, num_classes)
+    if precision != "fp32":
+        from .engine.precision import check_precision
+
+        check_precision(precision, dev)
+    if flops_only and dev.type != "cpu":
+        raise ValueError(f"genseg benchmark --flops-only counts FLOPs on the CPU; got --device {device}")
     peak = matmul_peak_tflops(dev) if dev.type != "cpu" else None
     rows: list[dict] = []
+    hours: list[dict] = []
+    cache: dict[str, list[dict]] = {}  # --flops-only: the same model at the same crop in several configs
 
     def finish(base: dict, measured: list[dict]) -> None:
         for m in measured:
             row = {**base, "status": "ok", **m}
             if peak and m["infer_images_per_s"]:
                 row["mfu_infer"] = m["gflops_per_image"] * 1e9 * m["infer_images_per_s"] / (peak * 1e12)
+                row["peak_tflops"] = peak
+            if peak and m["train_images_per_s"] and m["steps"] in ("", 1):  # training: 3 x forward FLOPs (1 step)
+                row["mfu_train"] = 3 * m["gflops_per_image"] * 1e9 * m["train_images_per_s"] / (peak * 1e12)
             rows.append(row)
-            train = f"{row['train_images_per_s']:.3g}" if row["train_images_per_s"] else "-"
+            ips = lambda v: f"{v:.3g}" if v else "-"  # noqa: E731
             log(f"{row['experiment']:<28} {row['gflops_per_image']:>9.3f} GFLOPs  steps {row['steps'] or '-':>2}  "
-                f"infer {row['infer_images_per_s']:.3g} img/s  train {train} img/s", flush=True)
+                f"infer {ips(row['infer_images_per_s'])} img/s  train {ips(row['train_images_per_s'])} img/s", flush=True)
 
+    configs = config if isinstance(config, (list, tuple)) else [config]
     with tempfile.TemporaryDirectory() as tmp:
-        runs_dir = Path(tmp, "runs")
-        runs = run_configs(workflow, "", runs_dir, weights_dir=Path(tmp, "weights"))
-        seed = workflow["seeds"][0]
-        for name in workflow["experiments"]:
-            if experiments and name not in experiments:
-                continue
-            cfg = runs[run_id(name, seed)]
-            base = {"experiment": name, "method": cfg.model.method, "source": "config", "image_size": cfg.data.crop_size,
-                    "batch": cfg.data.batch_size}
-            model_cfg, reason = _without_run_files(cfg, runs_dir, Path(tmp))
-            if model_cfg is None:
-                rows.append({**base, "status": "skipped", "note": reason, "device": device_name(dev)})
-                log(f"{name:<28} skipped: {reason}")
-                continue
-            torch.manual_seed(0)
-            try:
-                model = build_method(model_cfg, classes)
-            except (ValueError, FileNotFoundError, RuntimeError) as err:
-                rows.append({**base, "status": "skipped", "note": f"not built: {err}", "device": device_name(dev)})
-                continue
-            finish(base, measure(model, cfg.data.crop_size, cfg.data.batch_size, cfg.data.batch_size, classes, dev,
-                                 infer_repeats=infer_repeats))
-            del model
+        for one in configs:
+            workflow = apply_overlay(one if isinstance(one, dict) else yaml.safe_load(Path(one).read_text()))
+            classes = workflow_num_classes(workflow, num_classes)
+            runs_dir = Path(tmp, "runs")
+            runs = run_configs(workflow, "", runs_dir, weights_dir=Path(tmp, "weights"))
+            seed = workflow["seeds"][0]
+            by_name = {}
+            first = len(rows)
+            for name in workflow["experiments"]:
+                if experiments and name not in experiments:
+                    continue
+                cfg = by_name[name] = runs[run_id(name, seed)]
+                base = {"experiment": name, "method": cfg.model.method, "source": "config", "image_size": cfg.data.crop_size,
+                        "batch": 1 if flops_only else cfg.data.batch_size, "config": workflow["name"]}
+                if flops_only:
+                    model_cfg, reason = with_random_weights(cfg, runs_dir, Path(tmp), classes), ""
+                else:
+                    model_cfg, reason = _without_run_files(cfg, runs_dir, Path(tmp))
+                if model_cfg is None:
+                    rows.append({**base, "status": "skipped", "note": reason, "device": device_name(dev)})
+                    log(f"{name:<28} skipped: {reason}")
+                    continue
+                key = repr((model_cfg.method, sorted((k, repr(v)) for k, v in model_cfg.options.items()
+                                                      if k not in ("posterior_file", "init_file")), cfg.data.crop_size, classes))
+                if flops_only and key in cache:
+                    finish(base, [dict(m) for m in cache[key]])
+                    continue
+                torch.manual_seed(0)
+                try:
+                    model = build_method(model_cfg, classes)
+                except (ValueError, FileNotFoundError, RuntimeError) as err:
+                    rows.append({**base, "status": "skipped", "note": f"not built: {err}", "device": device_name(dev)})
+                    continue
+                if flops_only:
+                    start = time.perf_counter()
+                    measured = cache[key] = measure_flops(model, cfg.data.crop_size, classes, count_train_step)
+                    measured[0]["note"] += f"; {classes} classes; counted in {time.perf_counter() - start:.0f} s"
+                else:
+                    measured = measure(model, cfg.data.crop_size, cfg.data.batch_size, cfg.data.batch_size, classes, dev,
+                                       infer_repeats=infer_repeats, precision=precision)
+                finish(base, [dict(m) for m in measured])
+                del model
+                if flops_only:  # written as it goes: a process killed for memory keeps the rows before
+                    write_csv(rows, Path(out), COLUMNS)
+                    if gpu_hours:
+                        write_csv(hours + config_gpu_hours(rows[first:], by_name), Path(gpu_hours), GPU_HOURS_COLUMNS)
+            if flops_only:
+                hours += config_gpu_hours(rows[first:], by_name)
         flops_at = {}
         if paper_size > 0:
             for name, section in PAPER_MODELS.items():
@@ -373,11 +551,14 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
                 torch.manual_seed(0)
                 model = build_method(ModelConfig(section["method"], options), num_classes)
                 base = {"experiment": name, "method": section["method"], "source": "paper", "image_size": paper_size,
-                        "batch": paper_batch}
+                        "batch": 1 if flops_only else paper_batch}
                 start = time.perf_counter()
-                # Paper size on a CPU: no warm-up forward, one timed repetition (a forward takes seconds).
-                measured = measure(model, paper_size, paper_batch, paper_batch, num_classes, dev,
-                                   infer_repeats=1 if dev.type == "cpu" else infer_repeats, warmup=dev.type != "cpu")
+                if flops_only:
+                    measured = measure_flops(model, paper_size, num_classes, count_train_step)
+                else:  # paper size on a CPU: no warm-up forward, one timed repetition (a forward takes seconds)
+                    measured = measure(model, paper_size, paper_batch, paper_batch, num_classes, dev,
+                                       infer_repeats=1 if dev.type == "cpu" else infer_repeats, warmup=dev.type != "cpu",
+                                       precision=precision)
                 for m in measured:
                     m["note"] = (m.get("note") + "; " if m.get("note") else "") + f"{num_classes} classes; measured in {time.perf_counter() - start:.0f} s"
                 finish(base, measured)
@@ -387,5 +568,5 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
     if figure:
         plot(rows, Path(figure))
     if gpu_hours:
-        write_csv(paper_gpu_hours(flops_at), Path(gpu_hours), GPU_HOURS_COLUMNS)
+        write_csv(hours + paper_gpu_hours(flops_at), Path(gpu_hours), GPU_HOURS_COLUMNS)
     return rows

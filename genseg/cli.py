@@ -144,11 +144,12 @@ def cmd_benchmark(args) -> None:
 
         torch.set_num_threads(args.threads)
     if bool(args.config) == bool(args.config_json):
-        raise SystemExit("genseg benchmark: give --config (a file) or --config-json (the workflow passes its config)")
+        raise SystemExit("genseg benchmark: give --config (one or more files) or --config-json (the workflow passes its config)")
     benchmark(args.config or json.loads(args.config_json), args.out, paper_size=args.paper_size, paper_batch=args.paper_batch, figure=args.figure,
               gpu_hours=args.gpu_hours, device=args.device, num_classes=args.num_classes,
               experiments=[e for e in args.experiments.split(",") if e], infer_repeats=args.repeats,
-              paper_models=[m for m in args.paper_models.split(",") if m])
+              paper_models=[m for m in args.paper_models.split(",") if m], flops_only=args.flops_only, precision=args.precision,
+              count_train_step=args.count_train_step)
 
 
 def cmd_convert_dvae(args) -> None:
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("benchmark", help="FLOPs, images/s and peak memory of a workflow config's models (random weights)")
-    p.add_argument("--config", default="", help="a workflow config (workflow/config/<name>.yaml)")
+    p.add_argument("--config", nargs="+", default=[], help="workflow config(s) (workflow/config/<name>.yaml); rows of each, in order")
     p.add_argument("--config-json", default="", help="the workflow config as JSON (instead of --config)")
     p.add_argument("--out", required=True, help="models CSV")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
@@ -290,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=2, help="timed inference repetitions (config experiments)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto")
     p.add_argument("--num-classes", type=int, default=150, help="paper-size models (and datasets without a known class list)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast of the timed inference and training step (as train.precision)")
+    p.add_argument("--flops-only", action="store_true",
+                   help="FLOPs alone (no timing; batch 1, 1 step; CPU): missing weight files become random; "
+                        "--gpu-hours gets every experiment's schedule at its own crop")
+    p.add_argument("--count-train-step", action="store_true",
+                   help="with --flops-only: also count one training step's FLOPs (forward + backward; memory of a training step)")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("convert-dvae", help="OpenAI's dVAE pickles -> one safetensors file (once; needs `pip install dall-e`)")

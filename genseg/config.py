@@ -91,7 +91,11 @@ class TrainConfig:
     recommended setting on GPUs, paper configs may set it) or ``fp16`` (autocast + GradScaler).
     ``tf32``: TF32 matmuls and convolutions on CUDA devices (ignored elsewhere). ``accumulate``:
     micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step).
-    ``sync_bn``: BatchNorm statistics over all processes of a multi-process run (accelerators only)."""
+    ``sync_bn``: BatchNorm statistics over all processes of a multi-process run (accelerators only).
+    ``compile``: the training loss (forward and loss) through ``torch.compile`` with ``compile_backend``
+    (weights and checkpoint keys unchanged). ``activation_checkpointing``: the method's blocks (transformer
+    blocks, timm backbones) recompute their activations in the backward pass (timm's ``set_grad_checkpointing``);
+    a method with no part that supports it is an error naming the key and the method."""
 
     ema_decay: float = 0.0
     log_every: int = 10
@@ -104,6 +108,9 @@ class TrainConfig:
     channels_last: bool = False
     accumulate: int = 1
     sync_bn: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile's backend: inductor, aot_eager, eager, ...
+    activation_checkpointing: bool = False
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -223,6 +230,12 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"eval.num_workers must be >= 0 (0: load in the main process), got {cfg.eval.num_workers!r}")
     if cfg.train.accumulate < 1:
         raise ConfigError(f"train.accumulate must be an integer >= 1 (micro-batches per optimizer step), got {cfg.train.accumulate!r}")
+    if cfg.train.compile:
+        import torch
+
+        backends = torch.compiler.list_backends(exclude_tags=())
+        if cfg.train.compile_backend not in backends:
+            raise ConfigError(f"train.compile_backend must be one of {', '.join(backends)}, got {cfg.train.compile_backend!r}")
     lo, hi = cfg.data.scale_range
     if not 0 < lo <= hi:
         raise ConfigError(f"data.scale_range must be 0 < low <= high, got {cfg.data.scale_range!r}")

@@ -10,7 +10,7 @@ import torch
 import yaml
 from conftest import REPO
 
-from genseg.benchmark import ASSUMED_MFU, ASSUMED_PEAK_TFLOPS, SDPA_NOTE, count_flops, paper_gpu_hours
+from genseg.benchmark import ASSUMED_MFU, ASSUMED_PEAK_TFLOPS, SDPA_NOTE, count_flops, measure_flops, paper_gpu_hours
 from genseg.cli import main
 
 KEEP = ("deeplabv3plus-r18", "flowseg-kronecker-reshaped", "gss-ff", "gss-ft")
@@ -66,6 +66,13 @@ def test_flop_counter_matches_the_hand_formulas():
     flops, _ = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q))
     assert flops == 4 * 2 * 3 * 64 * 64 * 16
     assert SDPA_NOTE
+    # Convolution backward: one forward's FLOPs per gradient, depthwise too (torch's formula ignores groups).
+    for groups in (1, 8):
+        conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=groups)
+        x = torch.randn(1, 8, 10, 10, requires_grad=True)
+        forward, _ = count_flops(lambda: conv(x))
+        both, _ = count_flops(lambda: conv(x).sum().backward())
+        assert forward == 2 * 100 * 8 * (8 // groups) * 9 and both == 3 * forward
 
 
 def test_gpu_hours_are_an_assumed_estimate():
@@ -103,3 +110,51 @@ def test_paper_size_rows_and_their_gpu_hours(tmp_path):
     estimates = list(csv.DictReader(hours.open()))
     assert {r["config"] for r in estimates} >= {"paper-ade20k.yaml"} and all("assumed" in r["basis"] for r in estimates)
     assert all(float(r["gpu_hours_estimate"]) >= 0 for r in estimates)
+
+
+def test_flops_only_counts_every_experiment_and_estimates_its_schedule(tmp_path):
+    """--flops-only on a paper config (its smoke sizes here): no timing, missing weight files become random
+    ones, one GPU-hours row per experiment from its own crop, iterations and batch."""
+    cfg = yaml.safe_load((REPO / "workflow/config/paper-flowseg-ade20k.yaml").read_text())
+    cfg["overlay"] = "smoke"
+    smoke = cfg["overlays"]["smoke"]
+    smoke["every_experiment"]["data"]["crop_size"] = 64
+    smoke["experiments"]["deeplabv3plus-r101"]["model"]["pretrained_file"] = "{weights}/not-on-disk.safetensors"
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out, hours = tmp_path / "models.csv", tmp_path / "gpu_hours.csv"
+    threads = torch.get_num_threads()
+    try:
+        code = main(["benchmark", "--flops-only", "--count-train-step", "--config", str(path), "--paper-size", "0",
+                     "--experiments", "deeplabv3plus-r101,flowseg-xl16-kronecker-reshaped", "--out", str(out),
+                     "--gpu-hours", str(hours), "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    rows = {r["experiment"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"deeplabv3plus-r101", "flowseg-xl16-kronecker-reshaped"}
+    for r in rows.values():
+        assert r["status"] == "ok" and r["config"] == "paper-flowseg-ade20k-smoke" and r["image_size"] == "64"
+        assert r["infer_images_per_s"] == "" and r["train_images_per_s"] == "" and "flops only" in r["note"]
+        assert float(r["train_gflops_per_image"]) > 2 * float(r["gflops_per_image"]) > 0  # backward ~2x forward
+    assert rows["flowseg-xl16-kronecker-reshaped"]["steps"] == "1"
+    estimates = {r["model"]: r for r in csv.DictReader(hours.open())}
+    assert set(estimates) == set(rows)
+    for name, r in estimates.items():
+        assert r["crop_size"] == "64x64" and int(r["train_images"]) == 2 * 2  # smoke: 2 iterations x batch 2
+        expected = 3 * float(rows[name]["gflops_per_image"]) * 1e9 * 4 / (ASSUMED_MFU * ASSUMED_PEAK_TFLOPS * 1e12) / 3600
+        assert float(r["train_flops"]) == pytest.approx(3 * float(rows[name]["gflops_per_image"]) * 1e9 * 4, rel=1e-3)
+        assert float(r["gpu_hours_estimate"]) == pytest.approx(expected, abs=0.06) and "assumed" in r["basis"]
+        assert float(r["train_gflops_per_image_counted"]) == pytest.approx(float(rows[name]["train_gflops_per_image"]), rel=1e-3)
+
+
+def test_flops_only_counts_the_training_step_only_when_asked():
+    from genseg.config import ModelConfig
+    from genseg.methods import build_method
+
+    model = build_method(ModelConfig("deeplabv3plus", {"encoder": "tu-resnet18", "decoder_channels": 16}), 4, 255)
+    (plain,) = measure_flops(model, 32, 4)
+    (counted,) = measure_flops(model, 32, 4, train_step=True)
+    assert plain["train_gflops_per_image"] == "" and plain["gflops_per_image"] == counted["gflops_per_image"] > 0
+    assert counted["train_gflops_per_image"] > 2 * counted["gflops_per_image"]
+    assert all(p.grad is None for p in model.parameters())

@@ -1,4 +1,5 @@
-"""Mixed precision and device speed settings (``train.precision``, ``tf32``, fused AdamW), device-generic."""
+"""Mixed precision and device speed settings (``train.precision``, ``tf32``, fused AdamW, ``compile``,
+``activation_checkpointing``), device-generic."""
 
 from __future__ import annotations
 
@@ -51,3 +52,18 @@ def set_tf32(enabled: bool, device: torch.device) -> None:
 def fused_optimizer(device: torch.device) -> bool:
     """Fused AdamW on accelerators; the CPU keeps the default (foreach) implementation."""
     return device.type != "cpu"
+
+
+def speed_options(model: torch.nn.Module, cfg) -> None:
+    """``train.activation_checkpointing`` (the method's ``set_grad_checkpointing``; a ConfigError naming the key
+    and the method when it has no part that supports it) and ``train.compile`` (the training loss through
+    ``torch.compile``: an instance attribute, so weights and checkpoint keys stay the module's own)."""
+    train = cfg.train
+    if train.activation_checkpointing:
+        try:
+            model.set_grad_checkpointing(True)
+        except (NotImplementedError, AttributeError) as err:
+            raise ConfigError(f"train.activation_checkpointing: method {cfg.model.method!r} cannot checkpoint activations "
+                              f"({err}); set it to false") from None
+    if train.compile:
+        model.training_loss = torch.compile(model.training_loss, backend=train.compile_backend)

@@ -35,7 +35,7 @@ from .checkpoint import (checkpoint_state, has_checkpoint, load_checkpoint, remo
                          save_checkpoint, save_weights)
 from .distributed import any_rank, barrier, check_world, gather, mean_over_ranks, no_sync, process_group, rank_devices, spawn, world_size, wrap
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
-from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32
+from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32, speed_options
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -218,6 +218,7 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
 
     ema = WeightEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 and lead else None
     evaluated = ema.module if ema else model  # validated, evaluated and saved
+    speed_options(model, cfg)  # train.activation_checkpointing, train.compile (after the EMA copy)
 
     # Resume from the latest checkpoint if there is one.
     ckpt = run_dir / "checkpoint"

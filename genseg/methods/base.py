@@ -39,6 +39,39 @@ class SegmentationMethod(nn.Module):
         if unknown:
             takes = f"it takes {', '.join(known)}" if known else "it takes none"
             raise ConfigError(f"eval.predict: {type(self).__name__}.predict has no option {', '.join(map(repr, unknown))}; {takes}")
+    def set_grad_checkpointing(self, enable: bool = True) -> list[str]:
+        """timm's convention: while training, the blocks of every part that supports it (timm models,
+        PixNerd, transformers models) recompute their activations in the backward pass. Returns the
+        parts' names; NotImplementedError when none does (e.g. smp's own encoders, HRNet)."""
+        names = set_grad_checkpointing(self, enable)
+        if not names:
+            raise NotImplementedError(f"{type(self).__name__} has no part that supports activation checkpointing")
+        return names
+
+
+def set_grad_checkpointing(module: nn.Module, enable: bool, prefix: str = "") -> list[str]:
+    """Switch activation checkpointing on the outermost submodules that offer it (timm's
+    ``set_grad_checkpointing``; transformers' ``gradient_checkpointing_enable``, non-reentrant);
+    returns their names. A module whose method refuses (timm's HRNet asserts) is looked into instead."""
+    names = []
+    for name, child in module.named_children():
+        path = f"{prefix}{name}"
+        if getattr(child, "supports_gradient_checkpointing", False) and hasattr(child, "gradient_checkpointing_enable"):
+            if enable:
+                child.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                child.gradient_checkpointing_disable()
+            names.append(path)
+            continue
+        if callable(getattr(child, "set_grad_checkpointing", None)):
+            try:
+                child.set_grad_checkpointing(enable)
+                names.append(path)
+                continue
+            except (AssertionError, NotImplementedError):
+                pass
+        names += set_grad_checkpointing(child, enable, f"{path}.")
+    return names
 
 
 class ImageNorm(nn.Module):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 
@@ -267,6 +268,7 @@ class PixNerd(nn.Module):
         self.y_embedder = LabelEmbedder(shape.label_rows, dim)
         self.blocks = nn.ModuleList(TransformerBlock(dim, shape.heads, shape.mlp_ratio) for _ in range(shape.transformer_blocks))
         self.blocks.extend(FieldBlock(dim, shape.field_width, shape.field_ratio) for _ in range(shape.field_blocks))
+        self.grad_checkpointing = False
         self.x_embedder = PixelEmbedder(channels + shape.dct_freqs**2 + pixel_extra, shape.field_width)
         self.final_layer = FinalLayer(shape.field_width, channels)
         self.register_buffer("dct", dct_features(p, shape.dct_freqs, p + 2 * overlap), persistent=False)
@@ -339,6 +341,16 @@ class PixNerd(nn.Module):
         norm = F.fold(weights[None, :, None].expand(1, -1, cols.shape[-1]), **fold)
         return F.fold(cols, **fold) / norm  # norm < 1 only along the image border (one window per axis there)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's convention: while training, the transformer and field blocks recompute their activations
+        in the backward pass (``torch.utils.checkpoint``, non-reentrant) instead of keeping them."""
+        self.grad_checkpointing = enable
+
+    def _block(self, block: nn.Module, *args):
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, *, stem_extra=None, token_add=None,
                 pixel_extra=None, tap_block: int = 0, grid_offset: tuple[int, int] | None = None):
         """``stem_extra`` (B, L, E) widens the stem's input; ``pixel_extra`` (B, E', H', W') each pixel's
@@ -364,14 +376,14 @@ class PixNerd(nn.Module):
         rope = self.rope(hp // p, wp // p, x.device)
         tapped = None
         for i in range(self.shape.transformer_blocks):
-            s = self.blocks[i](s, c, rope)
+            s = self._block(self.blocks[i], s, c, rope)
             if i + 1 == tap_block:
                 tapped = s
         s = F.silu(t_emb + s)
         px = self.field_inputs(x, pixel_extra, pads)  # (B*L, K*K, h)
         s = s.reshape(px.shape[0], -1)
         for block in self.blocks[self.shape.transformer_blocks:]:
-            px = block(px, s)
+            px = self._block(block, px, s)
         out = self.field_outputs(self.final_layer(px).view(b, -1, px.shape[1], self.channels), hp, wp)
         if pads:
             out = out[..., pads[2]:pads[2] + h, pads[0]:pads[0] + w]
