@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError, RunConfig, merge
+from .experiments import without_seeds
 
 KEYS = {"description", "base", "axis", "values", "variants", "feeds", "figure", "configs", "reported"}
 FIGURES = ("none", "bar")
@@ -113,7 +114,7 @@ def _resolved(workflow: dict, overrides: dict) -> dict:
     in), without its name, for comparing variants."""
     from .methods import method_options  # imports torch; needed only here
 
-    cfg = RunConfig.from_dict(merge(merge(workflow.get("defaults", {}), overrides or {}), {"name": "x"}))
+    cfg = RunConfig.from_dict(merge(merge(workflow.get("defaults", {}), without_seeds(overrides)), {"name": "x"}))
     out = cfg.to_dict()
     out.pop("name")
     out["model"] = {"method": cfg.model.method, **dataclasses.asdict(method_options(cfg.model))}
@@ -124,7 +125,8 @@ def expand(workflow: dict, ablations: list[Ablation]) -> tuple[dict, list[dict]]
     """The workflow config with each applicable ablation's variants added as experiments,
     and one row per (ablation, variant): ``{ablation, feeds, label, experiment}``.
 
-    A variant that resolves to its base's run config is the base run itself (no new run).
+    A variant that resolves to its base's run config is the base run itself (no new run,
+    its seeds); the others run with the config's ``seeds``, not the base's own.
     """
     experiments = dict(workflow["experiments"])
     rows = []
@@ -142,7 +144,7 @@ def expand(workflow: dict, ablations: list[Ablation]) -> tuple[dict, list[dict]]
         except ConfigError as err:
             raise ConfigError(f"ablations/{ablation.name}.yaml: base {ablation.base!r}: {err}") from None
         for label, overrides in ablation.variants.items():
-            variant = merge(base, dotted(overrides))
+            variant = merge(without_seeds(base), dotted(overrides))  # the config's seeds (one, by default)
             try:
                 same = _resolved(workflow, variant) == base_config
             except ConfigError as err:

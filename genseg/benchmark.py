@@ -463,7 +463,7 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # random weights; no hub
     from .config import ModelConfig
-    from .experiments import apply_overlay, run_configs, run_id
+    from .experiments import apply_overlay, experiment_seeds, run_configs, run_id
     from .methods import build_method
     from .methods.baselines import PAPER_MODELS
 
@@ -499,13 +499,12 @@ def benchmark(config: str | Path | dict, out: str | Path, paper_size: int = 512,
             classes = workflow_num_classes(workflow, num_classes)
             runs_dir = Path(tmp, "runs")
             runs = run_configs(workflow, "", runs_dir, weights_dir=Path(tmp, "weights"))
-            seed = workflow["seeds"][0]
             by_name = {}
             first = len(rows)
             for name in workflow["experiments"]:
                 if experiments and name not in experiments:
                     continue
-                cfg = by_name[name] = runs[run_id(name, seed)]
+                cfg = by_name[name] = runs[run_id(name, experiment_seeds(workflow, name)[0])]
                 base = {"experiment": name, "method": cfg.model.method, "source": "config", "image_size": cfg.data.crop_size,
                         "batch": 1 if flops_only else cfg.data.batch_size, "config": workflow["name"]}
                 if flops_only:

@@ -2,8 +2,9 @@
 
 The workflow config (``workflow/config/*.yaml``, schema in ``workflow/schemas``) holds
 ``defaults`` (run-config keys shared by every experiment) and ``experiments`` (each one's
-overrides). A run's id is ``<experiment>-s<seed>``; Snakemake wildcards and folder names
-use it as is.
+overrides). An experiment runs with the config's ``seeds``, or with its own ``seeds`` key
+(e.g. the headline rows with three seeds, the ablation rows with one: :func:`experiment_seeds`).
+A run's id is ``<experiment>-s<seed>``; Snakemake wildcards and folder names use it as is.
 
 String values may name another run's files with ``{runs}`` (the runs folder) and
 ``{seed}`` (this run's seed), and pretrained files with ``{weights}`` (``$GENSEG_WEIGHTS``,
@@ -26,6 +27,22 @@ RUN_ID = re.compile(r"^(?P<experiment>[A-Za-z0-9_.=+]+(?:-[A-Za-z0-9_.=+]+)*)-s(
 
 def run_id(experiment: str, seed: int) -> str:
     return f"{experiment}-s{seed}"
+
+
+def experiment_seeds(workflow: dict, name: str) -> list[int]:
+    """The seeds experiment ``name`` runs with: its own ``seeds`` key, else the config's ``seeds``."""
+    own = (workflow["experiments"][name] or {}).get("seeds")
+    seeds = workflow["seeds"] if own is None else own
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        where = f"experiments.{name}.seeds" if own is not None else "seeds"
+        raise ConfigError(f"{where} must be a non-empty list of distinct integers >= 0, got {seeds!r}")
+    return list(seeds)
+
+
+def without_seeds(overrides: dict | None) -> dict:
+    """An experiment's run-config keys: its overrides without the workflow-level ``seeds`` key."""
+    return {k: v for k, v in (overrides or {}).items() if k != "seeds"}
 
 
 def fill_placeholders(value, runs_dir: str, seed: int, weights_dir: str | None = None):
@@ -65,7 +82,7 @@ def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
 
 def select_experiments(workflow: dict, names: list[str]) -> dict:
     """The workflow config restricted to the experiments ``names`` (config key ``only``) and those
-    whose runs they start from (``{runs}/<experiment>-s{seed}`` in their options); ``compare``
+    whose runs they start from (``{runs}/<experiment>-s{seed}`` or ``-s<n>`` in their options); ``compare``
     keeps the pairs within them. An unknown name is an error listing the known ones."""
     known = workflow["experiments"]
     unknown = [n for n in names if n not in known]
@@ -76,7 +93,7 @@ def select_experiments(workflow: dict, names: list[str]) -> dict:
         name = todo.pop()
         if name not in keep:
             keep.add(name)
-            todo.extend(re.findall(r"\{runs\}/([^/]+?)-s\{seed\}", json.dumps(known[name] or {})))
+            todo.extend(re.findall(r"\{runs\}/([^/]+?)-s(?:\{seed\}|\d+)/", json.dumps(known[name] or {})))
     return {**workflow, "experiments": {k: v for k, v in known.items() if k in keep},
             "compare": [pair for pair in workflow.get("compare", []) if set(pair) <= keep]}
 
@@ -122,7 +139,7 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
     for name, overrides in workflow["experiments"].items():
         if not re.fullmatch(r"[A-Za-z0-9_.=+-]+", name):
             raise ConfigError(f"experiment name {name!r} may use letters, digits and _ . = + - only")
-        for seed in workflow["seeds"]:
+        for seed in experiment_seeds(workflow, name):
             base = {
                 "name": name,
                 "seed": seed,
@@ -134,11 +151,19 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
                 },
             }
             fill = lambda section: fill_placeholders(section or {}, str(runs_dir), seed, str(weights_dir))  # noqa: E731
-            data = merge(merge(base, fill(workflow.get("defaults"))), fill(overrides))
+            data = merge(merge(base, fill(workflow.get("defaults"))), fill(without_seeds(overrides)))
             try:
                 runs[run_id(name, seed)] = RunConfig.from_dict(data)
             except ConfigError as err:
                 raise ConfigError(f"experiment {name!r}: {err}") from None
+    for rid, cfg in runs.items():  # a run may start only from runs this config trains
+        for path in upstream_files(cfg, runs_dir):
+            upstream = Path(path).parent.name
+            if RUN_ID.fullmatch(upstream) and upstream not in runs:
+                experiment = RUN_ID.fullmatch(upstream)["experiment"]
+                have = experiment_seeds(workflow, experiment) if experiment in workflow["experiments"] else []
+                raise ConfigError(f"experiment {cfg.name!r} (run {rid}) starts from run {upstream}, which this config does not "
+                                  f"train ({experiment}: " + (f"seeds {have})" if have else "not an experiment of this config)"))
     return runs
 
 
@@ -176,8 +201,9 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: s
     the domain sets its own scale; the in-domain test
     domains also get one entry per value of each sweep declared for the run's method in
     ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``), except the value the
-    run uses by default, which the ``{}`` entry already measures. ``with_sweeps=False`` (an
-    ablation variant: one in-domain row of its table): only the in-domain ``{}`` entries.
+    run uses by default, which the ``{}`` entry already measures; ``evaluate.sweep_seeds``, if
+    set, limits the sweeps to runs of those seeds. ``with_sweeps=False`` (an ablation variant:
+    one in-domain row of its table): only the in-domain ``{}`` entries.
     """
     from .methods import (
         method_options,  # the methods import torch; the workflow needs them only here
@@ -193,7 +219,8 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: s
     if not with_sweeps:
         plan = [e for e in plan if e[0] in cfg.data.train_domains] or plan
     else:
-        sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {})
+        swept = cfg.seed in evaluate.get("sweep_seeds", [cfg.seed])
+        sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {}) if swept else {}
         options = method_options(cfg.model)
         own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}
         for d in domains:

@@ -49,13 +49,13 @@ def run_config(paper: str, experiment: str, data_root: Path, runs_dir: Path, dry
 
     from .benchmark import with_random_weights, workflow_num_classes
     from .data.synthetic import CLASSES
-    from .experiments import apply_overlay, run_configs, run_id
+    from .experiments import apply_overlay, experiment_seeds, run_configs, run_id
 
     workflow = yaml.safe_load((REPO / "workflow/config" / f"{paper}.yaml").read_text())
     if dry_run:
         workflow["overlay"] = "smoke"
     workflow = apply_overlay(workflow)
-    cfg = run_configs(workflow, "", runs_dir)[run_id(experiment, workflow["seeds"][0])]
+    cfg = run_configs(workflow, "", runs_dir)[run_id(experiment, experiment_seeds(workflow, experiment)[0])]
     with tempfile.TemporaryDirectory() as tmp:
         model = with_random_weights(cfg, runs_dir, Path(tmp), workflow_num_classes(workflow, len(CLASSES)))
     if any(isinstance(v, str) and v.startswith(tmp) for v in model.options.values()):

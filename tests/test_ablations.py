@@ -4,7 +4,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from genseg.ablations import expand, load_ablation, load_ablations
+from genseg.ablations import Ablation, expand, load_ablation, load_ablations
 from genseg.config import ConfigError
 from genseg.experiments import run_configs
 
@@ -69,12 +69,39 @@ def test_two_files_feeding_one_table_are_refused(tmp_path):
         load_ablations(tmp_path)
 
 
-def test_shipped_ablations_expand_on_the_default_config():
+def test_shipped_ablations_stay_out_of_the_default_config():
+    """The default's budget goes to the headline rows' seeds: every shipped ablation file runs in its own config."""
     expanded, rows = expand(workflow(), load_ablations(REPO / "ablations"))
-    feeds = {r["feeds"] for r in rows}
-    assert feeds == {"flowseg_conditioning"}  # the other FlowSeg ablations: workflow/config/flowseg-ablations.yaml
-    base_rows = [r for r in rows if r["experiment"] == "flowseg-kronecker-reshaped"]
-    assert {r["label"] for r in base_rows} == {"pixel features, shifted grid"}
+    assert rows == [] and expanded["experiments"] == workflow()["experiments"]
+
+
+def test_conditioning_config_runs_the_default_flowseg_run():
+    """workflow/config/flowseg-conditioning.yaml: the default's data, run-config defaults and FlowSeg
+    (reshaped) run, one seed, and the conditioning ablation on it (its base row is that run)."""
+    default, extra = (yaml.safe_load((REPO / "workflow/config" / f"{n}.yaml").read_text()) for n in ("default", "flowseg-conditioning"))
+    assert extra["dataset"] == default["dataset"] and extra["defaults"] == default["defaults"]
+    assert extra["train_domains"] == default["train_domains"] and extra["seeds"] == [0]
+    base = "flowseg-kronecker-reshaped"
+    ours, theirs = run_configs(extra, "data")[f"{base}-s0"], run_configs(default, "data")[f"{base}-s0"]
+    assert ours.to_dict() == theirs.to_dict()
+    expanded, rows = expand(extra, load_ablations(REPO / "ablations"))
+    assert {r["feeds"] for r in rows} == {"flowseg_conditioning"}
+    assert {r["label"] for r in rows if r["experiment"] == base} == {"pixel features, shifted grid"}
+    assert len(run_configs(expanded, "data")) == 6
+
+
+def test_variants_of_a_multi_seed_base_run_with_the_config_seeds():
+    """A base with its own three seeds: its variants run with the config's seeds (one), the base
+    row keeps its three."""
+    config = workflow()
+    config["experiments"] = {"flowseg-kronecker-reshaped": config["experiments"]["flowseg-kronecker-reshaped"]}
+    assert config["experiments"]["flowseg-kronecker-reshaped"]["seeds"] == [0, 1, 2]
+    ablation = Ablation(name="tau", description="", base="flowseg-kronecker-reshaped", variants={"2": {"model.tau": 2.0}},
+                        feeds="tau", figure="none", configs=("default",))
+    expanded, rows = expand(config, [ablation])
+    runs = sorted(run_configs(expanded, "data"))
+    assert runs == ["flowseg-kronecker-reshaped+tau=2-s0", "flowseg-kronecker-reshaped-s0",
+                    "flowseg-kronecker-reshaped-s1", "flowseg-kronecker-reshaped-s2"]
 
 
 def test_flowseg_ablations_config_keeps_the_default_base_run():

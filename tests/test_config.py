@@ -108,3 +108,45 @@ def test_only_keeps_the_named_experiments_what_they_start_from_and_their_pairs()
     assert list(workflow["experiments"]) == ["a", "post", "prior", "b"]  # the input is left as it was
     with pytest.raises(ConfigError, match="only: unknown experiment.*c; the config has a, post, prior, b"):
         select_experiments(workflow, ["c"])
+
+
+def test_experiments_own_seeds_and_runs_they_start_from(tmp_path):
+    """An experiment's own ``seeds`` override the config's; a run may start only from a run the
+    config trains (``{runs}/<experiment>-s0`` names a fixed seed)."""
+    workflow = {
+        "dataset": {"name": "synthetic"},
+        "seeds": [0],
+        "train_domains": ["clean"],
+        "experiments": {
+            "post": {"model": {"method": "vqvae"}},
+            "prior": {"seeds": [0, 1, 2], "model": {"method": "gss", "posterior_file": "{runs}/post-s0/model.safetensors"}},
+            "ft": {"seeds": [0, 1], "model": {"method": "gss", "posterior_file": "{runs}/post-s0/model.safetensors",
+                                              "stage": "inverse", "inverse": "ft", "init_file": "{runs}/prior-s{seed}/model.safetensors"}},
+        },
+    }
+    runs = run_configs(workflow, tmp_path, tmp_path / "runs")
+    assert sorted(runs) == ["ft-s0", "ft-s1", "post-s0", "prior-s0", "prior-s1", "prior-s2"]
+    assert upstream_files(runs["prior-s2"], tmp_path / "runs") == [f"{tmp_path}/runs/post-s0/model.safetensors"]
+    workflow["experiments"]["ft"]["seeds"] = [3]
+    with pytest.raises(ConfigError, match="experiment 'ft' \\(run ft-s3\\) starts from run prior-s3, which this config does not train \\(prior: seeds \\[0, 1, 2\\]\\)"):
+        run_configs(workflow, tmp_path, tmp_path / "runs")
+    for bad in ([], [1, 1], [-1], "0"):
+        workflow["experiments"]["ft"]["seeds"] = bad
+        with pytest.raises(ConfigError, match="experiments.ft.seeds must be a non-empty list of distinct integers"):
+            run_configs(workflow, tmp_path)
+    from genseg.experiments import select_experiments
+
+    assert list(select_experiments(workflow, ["prior"])["experiments"]) == ["post", "prior"]
+
+
+def test_sweeps_only_on_sweep_seeds(tmp_path):
+    from genseg.experiments import eval_plan
+
+    workflow = {"dataset": {"name": "synthetic"}, "seeds": [0, 1], "train_domains": ["clean"],
+                "experiments": {"f": {"model": {"method": "flowseg"}}}}
+    runs = run_configs(workflow, tmp_path)
+    evaluate = {"split": "test", "domains": ["clean", "shifted"], "sweeps": {"flowseg": {"steps": [1, 2]}}}
+    assert eval_plan(evaluate, runs["f-s1"]) == [("clean", {}), ("shifted", {}), ("clean", {"steps": 1}), ("clean", {"steps": 2})]
+    evaluate["sweep_seeds"] = [0]
+    assert len(eval_plan(evaluate, runs["f-s0"])) == 4
+    assert eval_plan(evaluate, runs["f-s1"]) == [("clean", {}), ("shifted", {})]

@@ -12,6 +12,7 @@ from genseg.report.stats import (
     load_areas,
     miou_from_areas,
     paired_bootstrap,
+    paired_bootstrap_seeds,
     seed_summary,
     summarise_seeds,
 )
@@ -176,6 +177,26 @@ def test_paired_bootstrap_shape_mismatch():
         paired_bootstrap(consistent_areas(label, 0.5), consistent_areas(label[:9], 0.5))
 
 
+def test_seed_pairing_adds_the_spread_over_seeds():
+    """Per seed, B beats A clearly on every image, but by +10 points on one seed and -10 on the
+    other: each seed's own test is significant; paired over seeds and images, the mean
+    difference is 0 and the CI spans it."""
+    rng = np.random.default_rng(5)
+    label = rng.integers(100, 1000, size=(50, 4)) * 10
+    up = (consistent_areas(label, 0.8), consistent_areas(label, 0.7))
+    down = (consistent_areas(label, 0.7), consistent_areas(label, 0.8))
+    one = paired_bootstrap(*up, n_resamples=500)
+    assert one["ci_low"] > 0 and one["p_value"] < 0.01
+    both = paired_bootstrap_seeds([up, down], n_resamples=500)
+    assert both["delta"] == pytest.approx(0.0, abs=1e-12) and both["n_seeds"] == 2
+    assert both["ci_low"] < 0 < both["ci_high"] and both["p_value"] > 0.05
+    assert both["miou_a"] == pytest.approx((one["miou_a"] + one["miou_b"]) / 2)
+    same = paired_bootstrap_seeds([up, up, up], n_resamples=500)  # identical seeds: the image bootstrap's delta
+    assert same["delta"] == pytest.approx(one["delta"]) and same["ci_low"] > 0
+    with pytest.raises(ValueError, match="same images and classes for every seed"):
+        paired_bootstrap_seeds([up, tuple(consistent_areas(label[:40], 0.5) for _ in range(2))])
+
+
 # ----- files -----
 
 
@@ -223,3 +244,27 @@ def test_compare_evaluations_mismatch(tmp_path):
     jd = write_eval(tmp_path / "d.json", "d-s0", areas, split="val")
     with pytest.raises(ValueError, match="split"):
         compare_evaluations(ja, jd)
+
+
+def test_paired_comparisons_pair_seeds_and_the_table_shows_that_row(tmp_path):
+    """Two seeds of a and b: one row per seed and one over both (``seed`` all) in paired.csv;
+    the paired_tests table shows only the latter."""
+    from genseg.report.aggregate import paired_comparisons
+    from genseg.report.tables import paired_tests
+
+    rng = np.random.default_rng(6)
+    label = rng.integers(100, 1000, size=(30, 3)) * 10
+    paths = []
+    for experiment, ratios in (("a", (0.9, 0.8)), ("b", (0.6, 0.7))):
+        for seed, ratio in enumerate(ratios):
+            path = write_eval(tmp_path / f"{experiment}-s{seed}" / "default.json", f"{experiment}-s{seed}", consistent_areas(label, ratio))
+            record = json.loads(path.read_text())
+            record.update(experiment=experiment, predict_options={}, dataset="synthetic", provenance={"seed": seed})
+            path.write_text(json.dumps(record))
+            paths.append(path)
+    frame = paired_comparisons(paths, [["a", "b"]], tmp_path / "paired.csv")
+    assert list(frame.seed.astype(str)) == ["0", "1", "all"] and list(frame.n_seeds) == [1, 1, 2]
+    per_seed = [0.9 / 1.1 - 0.6 / 1.4, 0.8 / 1.2 - 0.7 / 1.3]
+    assert frame.delta.tolist() == pytest.approx(per_seed + [np.mean(per_seed)])
+    table = paired_tests(pd.read_csv(tmp_path / "paired.csv"))
+    assert table.Seed.tolist() == ["all (2)"] and table["Δ mIoU"].tolist() == [f"{100 * np.mean(per_seed):+.1f}"]

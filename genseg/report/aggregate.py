@@ -125,8 +125,10 @@ def collect_samples(paths: list[str | Path], out: str | Path) -> list[str]:
 def paired_comparisons(paths: list[str | Path], pairs: list[list[str]], out: str | Path) -> pd.DataFrame:
     """For each ``[a, b]`` experiment pair, each seed both have and each (split, domain) both
     evaluated (default variant): a paired bootstrap over images of mIoU_a - mIoU_b
-    (:func:`genseg.report.stats.compare_evaluations`) -> one CSV row."""
-    from .stats import compare_evaluations
+    (:func:`genseg.report.stats.compare_evaluations`) -> one CSV row; where they share two
+    or more seeds, also one row with ``seed`` = ``all``: the bootstrap over seeds and images
+    (:func:`genseg.report.stats.compare_seeds`; ``n_seeds`` says how many)."""
+    from .stats import compare_evaluations, compare_seeds
 
     found: dict[tuple, Path] = {}
     for path in evaluation_files(paths):
@@ -134,16 +136,23 @@ def paired_comparisons(paths: list[str | Path], pairs: list[list[str]], out: str
         if not record["predict_options"]:
             domain = "+".join(record["domains"]) or record["dataset"]
             found[(record["experiment"], record["provenance"]["seed"], record["split"], domain)] = path
+    keys = ("miou_a", "miou_b", "delta", "ci_low", "ci_high", "p_value", "n_images", "n_resamples")
     rows = []
     for a, b in pairs:
+        shared: dict[tuple, list] = {}
         for (experiment, seed, split, domain), path_a in sorted(found.items(), key=lambda kv: str(kv[0])):
             path_b = found.get((b, seed, split, domain))
             if experiment != a or path_b is None:
                 continue
             result = compare_evaluations(path_a, path_b)
-            rows.append({"a": a, "b": b, "seed": seed, "split": split, "domain": domain,
-                         **{k: result[k] for k in ("miou_a", "miou_b", "delta", "ci_low", "ci_high", "p_value", "n_images", "n_resamples")}})
-    columns = ["a", "b", "seed", "split", "domain", "miou_a", "miou_b", "delta", "ci_low", "ci_high", "p_value", "n_images", "n_resamples"]
+            rows.append({"a": a, "b": b, "seed": seed, "split": split, "domain": domain, **{k: result[k] for k in keys}, "n_seeds": 1})
+            shared.setdefault((split, domain), []).append((path_a, path_b))
+        for (split, domain), seed_pairs in sorted(shared.items()):
+            if len(seed_pairs) > 1:
+                result = compare_seeds(seed_pairs)
+                rows.append({"a": a, "b": b, "seed": "all", "split": split, "domain": domain, **{k: result[k] for k in keys},
+                             "n_seeds": result["n_seeds"]})
+    columns = ["a", "b", "seed", "split", "domain", *keys, "n_seeds"]
     frame = pd.DataFrame(rows, columns=columns)
     write_csv(frame, out)
     return frame

@@ -33,7 +33,8 @@ TABLES = {
     "flowseg_repa": "FlowSeg REPA ablation (reported only).",
     "gss_reconstruction": "Maskige reconstruction upper bound, {split} mIoU (%): labels -> maskige -> frozen posterior -> inverse.",
     "gss_prior": "GSS prior ablation, in-domain {split} mIoU / mAcc (%): token grid d and the auxiliary head (FF inverse).",
-    "paired_tests": "Paired bootstrap over {split} images (2000 resamples): mIoU difference in points, its 95% CI and two-sided p-value.",
+    "paired_tests": "Paired bootstrap over {split} images (2000 resamples): mIoU difference in points, its 95% CI and two-sided p-value. "
+    "Seed all (n): the pair's n shared seeds, paired by seed as well as by image (seeds and images resampled; the mean difference over seeds).",
 }
 CI_NOTE = " Several seeds: mean [95% bootstrap CI over seeds]."
 VAL_NOTE = (" Val mIoU (selection): the last validation of each run (the validation split, never test),"

@@ -9,6 +9,10 @@
   areas (the ``.npz`` written beside each evaluation JSON, see
   :mod:`genseg.engine.evaluate`) and the difference ``mIoU_a - mIoU_b`` gets a
   percentile CI and a two-sided bootstrap p-value.
+* :func:`paired_bootstrap_seeds` / :func:`compare_seeds`: the same with several seeds of
+  each method, paired by seed (seed s of A against seed s of B) as well as by image: each
+  resample draws images (shared by every seed) and seeds, both with replacement; the
+  statistic is the mean over the drawn seeds of mIoU_a(s) - mIoU_b(s).
 """
 
 from __future__ import annotations
@@ -106,6 +110,56 @@ def paired_bootstrap(areas_a: dict, areas_b: dict, n_resamples: int = 2000, seed
     CI of the resampled deltas), ``p_value`` = min(1, 2 min((#{d* <= 0} + 1) / (R + 1),
     (#{d* >= 0} + 1) / (R + 1))), ``n_images``, ``n_resamples``.
     """
+    stacked, n, k = _stack(areas_a, areas_b, n_resamples)
+    total = stacked.sum(0)
+    miou_a = float(_miou_rows(total[None, :k], total[None, k:2 * k])[0])
+    miou_b = float(_miou_rows(total[None, 2 * k:3 * k], total[None, 3 * k:])[0])
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        deltas[start:start + rows] = _deltas(_image_counts(rng, rows, n) @ stacked, k)
+    return {"delta": miou_a - miou_b, "miou_a": miou_a, "miou_b": miou_b, **_interval(deltas, confidence),
+            "n_images": int(n), "n_resamples": int(n_resamples)}
+
+
+def paired_bootstrap_seeds(pairs: list[tuple[dict, dict]], n_resamples: int = 2000, seed: int = 0,
+                           confidence: float = 0.95, chunk: int = 500) -> dict:
+    """Paired bootstrap over seeds and images of delta = mean_s (mIoU_a(s) - mIoU_b(s)).
+
+    ``pairs``: one ``(areas_a, areas_b)`` per seed (seed s of method A with seed s of B), every
+    one on the same images. Each resample draws N image indices (one draw for every seed and
+    both methods, as in :func:`paired_bootstrap`) and S seed indices, both with replacement;
+    its statistic is the mean over the drawn seeds of the per-seed deltas on the drawn images.
+    Returns what :func:`paired_bootstrap` returns, with ``miou_a``, ``miou_b`` and ``delta``
+    the means over seeds of the full-set values, plus ``n_seeds``.
+    """
+    if not pairs:
+        raise ValueError("paired bootstrap over seeds needs at least one seed")
+    stacks = [_stack(a, b, n_resamples) for a, b in pairs]
+    shapes = {stack.shape for stack, _, _ in stacks}
+    if len(shapes) != 1:
+        raise ValueError(f"paired bootstrap over seeds needs the same images and classes for every seed, got shapes {sorted(shapes)}")
+    n, k = stacks[0][1], stacks[0][2]
+    seeds = np.stack([stack for stack, _, _ in stacks])  # (S, N, 4K)
+    totals = seeds.sum(1)  # (S, 4K)
+    miou_a = _miou_rows(totals[:, :k], totals[:, k:2 * k])
+    miou_b = _miou_rows(totals[:, 2 * k:3 * k], totals[:, 3 * k:])
+    rng = np.random.default_rng(seed)
+    s = len(pairs)
+    deltas = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
+        counts = _image_counts(rng, rows, n)
+        per_seed = np.stack([_deltas(counts @ stack, k) for stack in seeds], axis=1)  # (rows, S)
+        drawn = rng.integers(0, s, size=(rows, s))
+        deltas[start:start + rows] = np.take_along_axis(per_seed, drawn, axis=1).mean(1)
+    return {"delta": float(np.mean(miou_a - miou_b)), "miou_a": float(np.mean(miou_a)), "miou_b": float(np.mean(miou_b)),
+            **_interval(deltas, confidence), "n_images": int(n), "n_resamples": int(n_resamples), "n_seeds": s}
+
+
+def _stack(areas_a: dict, areas_b: dict, n_resamples: int) -> tuple[np.ndarray, int, int]:
+    """(N, 4K) per-image [intersect_a, union_a, intersect_b, union_b], N and K, checked."""
     ia, ua = _per_image(areas_a, "a")
     ib, ub = _per_image(areas_b, "b")
     if ia.shape != ib.shape:
@@ -115,20 +169,22 @@ def paired_bootstrap(areas_a: dict, areas_b: dict, n_resamples: int = 2000, seed
     n, k = ia.shape
     if n == 0:
         raise ValueError("paired bootstrap needs at least one image")
-    stacked = np.concatenate([ia, ua, ib, ub], axis=1).astype(np.float64)  # (N, 4K)
-    total = stacked.sum(0)
-    miou_a = float(_miou_rows(total[None, :k], total[None, k:2 * k])[0])
-    miou_b = float(_miou_rows(total[None, 2 * k:3 * k], total[None, 3 * k:])[0])
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(n_resamples)
-    for start in range(0, n_resamples, chunk):
-        rows = min(chunk, n_resamples - start)
-        index = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
-        counts = np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
-        sums = counts @ stacked  # (rows, 4K) dataset-level areas per resample
-        deltas[start:start + rows] = (
-            _miou_rows(sums[:, :k], sums[:, k:2 * k]) - _miou_rows(sums[:, 2 * k:3 * k], sums[:, 3 * k:])
-        )
+    return np.concatenate([ia, ua, ib, ub], axis=1).astype(np.float64), n, k
+
+
+def _image_counts(rng: np.random.Generator, rows: int, n: int) -> np.ndarray:
+    """(rows, N) counts of N image indices drawn with replacement, one draw per row."""
+    index = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
+    return np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def _deltas(sums: np.ndarray, k: int) -> np.ndarray:
+    """mIoU_a - mIoU_b per row of (rows, 4K) dataset-level area sums."""
+    return _miou_rows(sums[:, :k], sums[:, k:2 * k]) - _miou_rows(sums[:, 2 * k:3 * k], sums[:, 3 * k:])
+
+
+def _interval(deltas: np.ndarray, confidence: float) -> dict:
+    """Percentile CI and two-sided bootstrap p-value of resampled deltas (non-finite ones dropped)."""
     alpha = 1.0 - confidence
     finite = deltas[np.isfinite(deltas)]
     if finite.size:
@@ -138,16 +194,7 @@ def paired_bootstrap(areas_a: dict, areas_b: dict, n_resamples: int = 2000, seed
         p_value = min(1.0, 2.0 * min(below, above))
     else:
         low = high = p_value = float("nan")
-    return {
-        "delta": miou_a - miou_b,
-        "miou_a": miou_a,
-        "miou_b": miou_b,
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "p_value": float(p_value),
-        "n_images": int(n),
-        "n_resamples": int(n_resamples),
-    }
+    return {"ci_low": float(low), "ci_high": float(high), "p_value": float(p_value)}
 
 
 def load_areas(eval_json_path: str | Path) -> dict[str, np.ndarray]:
@@ -168,6 +215,19 @@ def compare_evaluations(json_a: str | Path, json_b: str | Path, **kw) -> dict:
 
     Both must have evaluated the same split, domains, number of images (and classes,
     where recorded); ``kw`` goes to :func:`paired_bootstrap`."""
+    areas, records = _paired_areas(json_a, json_b)
+    result = paired_bootstrap(*areas, **kw)
+    return {**result, "run_id_a": records[0].get("run_id"), "run_id_b": records[1].get("run_id")}
+
+
+def compare_seeds(pairs: list[tuple[str | Path, str | Path]], **kw) -> dict:
+    """:func:`paired_bootstrap_seeds` of one (JSON of A, JSON of B) pair of evaluations per
+    seed, each pair checked as in :func:`compare_evaluations`; ``kw`` goes to the bootstrap."""
+    return paired_bootstrap_seeds([_paired_areas(a, b)[0] for a, b in pairs], **kw)
+
+
+def _paired_areas(json_a: str | Path, json_b: str | Path) -> tuple[list[dict], list[dict]]:
+    """The per-image areas and records of two evaluations of the same images, checked."""
     records = [json.loads(Path(p).read_text()) for p in (json_a, json_b)]
     for field in ("split", "domains", "num_images", "classes"):
         values = [r.get(field) for r in records]
@@ -179,5 +239,4 @@ def compare_evaluations(json_a: str | Path, json_b: str | Path, **kw) -> dict:
     for path, record, area in zip((json_a, json_b), records, areas):
         if record.get("num_images") is not None and len(area["intersect"]) != record["num_images"]:
             raise ValueError(f"{path}: {len(area['intersect'])} images in its .npz, {record['num_images']} in the JSON")
-    result = paired_bootstrap(*areas, **kw)
-    return {**result, "run_id_a": records[0].get("run_id"), "run_id_b": records[1].get("run_id")}
+    return areas, records

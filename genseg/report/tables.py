@@ -364,12 +364,21 @@ def steps_with_reported(table: pd.DataFrame, reported: pd.DataFrame | None) -> p
 
 
 def paired_tests(paired: pd.DataFrame) -> pd.DataFrame:
-    """Paired bootstrap over test images of mIoU_a - mIoU_b (percent points) with its 95% CI and p-value."""
+    """Paired bootstrap over test images of mIoU_a - mIoU_b (percent points) with its 95% CI and p-value.
+
+    Where a pair shares several seeds, only its row over seeds and images (``seed`` ``all``)
+    is shown, its Seed cell "all (n)" with n the seeds paired."""
     if paired.empty:
         return pd.DataFrame({"Comparison": ["no comparisons configured (workflow config: compare)"]}).set_index("Comparison")
+    paired = paired.assign(seed=paired.seed.astype(str), split=paired.split if "split" in paired else "")
+    key = list(zip(paired.a, paired.b, paired.split, paired.domain))
+    pooled = {k for k, seed in zip(key, paired.seed) if seed == "all"}
+    paired = paired[[seed == "all" or k not in pooled for k, seed in zip(key, paired.seed)]]
+    n_seeds = paired.n_seeds if "n_seeds" in paired else pd.Series(1, index=paired.index)
+    seeds = [f"all ({int(n)})" if seed == "all" else seed for seed, n in zip(paired.seed, n_seeds)]
     out = pd.DataFrame({
         "Comparison": [f"{a} − {b}" for a, b in zip(paired.a, paired.b)],
-        "Seed": paired.seed.astype(int).astype(str),
+        "Seed": seeds,
         "Domain": paired.domain,
         "Δ mIoU": [f"{100 * d:+.1f}" for d in paired.delta],
         "95% CI": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(paired.ci_low, paired.ci_high)],
