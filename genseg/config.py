@@ -87,8 +87,9 @@ class TrainConfig:
     """Logging, validation and checkpoint cadence (in iterations; 0 disables); ``ema_decay`` > 0
     keeps an exponential moving average of the weights, validated, evaluated and saved in their place.
 
-    ``precision``: ``fp32`` (the default, CPU results unchanged), ``bf16`` (autocast; the
-    recommended setting on GPUs, paper configs may set it) or ``fp16`` (autocast + GradScaler).
+    ``precision``: ``auto`` (the default: bf16 autocast on an accelerator that supports bfloat16,
+    fp32 elsewhere, so CPU results are plain fp32), ``fp32``, ``bf16`` (autocast) or ``fp16``
+    (autocast + GradScaler).
     ``tf32``: TF32 matmuls and convolutions on CUDA devices (ignored elsewhere). ``accumulate``:
     micro-batches of ``data.batch_size`` per optimizer step (an iteration is one optimizer step).
     ``sync_bn``: BatchNorm statistics over all processes of a multi-process run (accelerators only).
@@ -103,7 +104,7 @@ class TrainConfig:
     val_max_images: int = 100
     checkpoint_every: int = 100
     progress: bool = True
-    precision: str = "fp32"
+    precision: str = "auto"
     tf32: bool = True
     channels_last: bool = False
     accumulate: int = 1
@@ -113,7 +114,7 @@ class TrainConfig:
     activation_checkpointing: bool = False
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)

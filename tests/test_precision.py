@@ -11,7 +11,7 @@ from conftest import GroupNormNet
 from genseg.config import ConfigError
 from genseg.engine import train as train_module
 from genseg.engine.evaluate import evaluate_run
-from genseg.engine.precision import autocast, check_precision
+from genseg.engine.precision import autocast, check_precision, resolve_precision
 from genseg.engine.train import train
 from genseg.methods import build_method
 from genseg.methods.base import PixelClassifier
@@ -77,7 +77,7 @@ def test_train_in_bf16_channels_last_records_precision(tmp_path, tiny_synthetic,
 
 @pytest.mark.parametrize("value", ["fp64", "bfloat16", "FP32"])
 def test_unknown_precision_is_named(tmp_path, tiny_config, value):
-    with pytest.raises(ConfigError, match=r"train\.precision must be one of fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match=r"train\.precision must be one of auto, fp32, bf16, fp16"):
         tiny_config(tmp_path, train__precision=value)
 
 
@@ -186,7 +186,7 @@ def test_evaluation_workers_give_identical_scores(trained_fp32, tmp_path):
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("eval__precision", "bfloat16", r"eval\.precision must be one of fp32, bf16, fp16 or ''"),
+    ("eval__precision", "bfloat16", r"eval\.precision must be one of auto, fp32, bf16, fp16 or ''"),
     ("eval__num_workers", -1, r"eval\.num_workers must be >= 0"),
 ])
 def test_bad_eval_settings_are_named(tmp_path, tiny_config, key, value, message):
@@ -205,3 +205,15 @@ def test_eval_precision_the_device_cannot_run_is_named_before_any_image(trained_
     monkeypatch.setattr(evaluate_module, "eval_spec", lambda *a, **k: pytest.fail("read the split before checking"))
     with pytest.raises(ConfigError, match=r"eval\.precision 'fp16': device meta has no autocast"):
         evaluate_module.evaluate_loaded(cfg, model, torch.device("meta"), "tiny-s0", "test", "clean", tmp_path / "x.json")
+
+
+def test_auto_precision_is_bf16_where_the_accelerator_supports_it(monkeypatch, tmp_path, tiny_config):
+    """The default ``auto``: fp32 on the CPU (results unchanged), bf16 on an accelerator with bfloat16."""
+    assert tiny_config(tmp_path).train.precision == "auto"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"

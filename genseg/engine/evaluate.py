@@ -27,7 +27,7 @@ from ..methods import build_method, method_options
 from ..metrics import ConfusionMatrix, GridArtifacts, per_image_areas
 from .checkpoint import load_weights
 from .inference import predict_batch
-from .precision import autocast, check_precision, eval_precision
+from .precision import autocast, check_precision, eval_precision, resolve_precision
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -167,6 +167,7 @@ def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: 
     """
     options = {**cfg.eval.predict, **(predict_options or {})}
     precision, key = eval_precision(cfg)  # eval.precision, default: the precision it was trained in
+    precision = resolve_precision(precision, dev)  # auto: bf16 on an accelerator that supports it, else fp32
     check_precision(precision, dev, key)  # before any image is read
     spec, class_map = spec or eval_spec(cfg.data, split, domain)
     window = {**eval_window(cfg), **(window or {})}

@@ -12,6 +12,17 @@ from ..config import ConfigError
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: ``bf16`` on an accelerator whose device module says it supports bfloat16, ``fp32``
+    elsewhere (the CPU, where bf16 autocast is slower); any other value as it is."""
+    if precision != "auto":
+        return precision
+    if device.type == "cpu" or not torch.amp.is_autocast_available(device.type):
+        return "fp32"
+    supported = getattr(torch.get_device_module(device.type), "is_bf16_supported", None)
+    return "bf16" if supported is not None and supported() else "fp32"
+
+
 def check_precision(precision: str, device: torch.device, key: str = "train.precision") -> None:
     """ConfigError naming ``key`` (the config key that chose ``precision``) and the device when the
     device cannot run it."""

@@ -35,7 +35,7 @@ from .checkpoint import (checkpoint_state, has_checkpoint, load_checkpoint, remo
                          save_checkpoint, save_weights)
 from .distributed import any_rank, barrier, check_world, gather, mean_over_ranks, no_sync, process_group, rank_devices, spawn, world_size, wrap
 from .evaluate import SMOKE_WEIGHTS, eval_window, predict_split
-from .precision import autocast, check_precision, fused_optimizer, grad_scaler, set_tf32, speed_options
+from .precision import autocast, check_precision, fused_optimizer, grad_scaler, resolve_precision, set_tf32, speed_options
 from .provenance import peak_memory_mb, provenance, reset_peak_memory
 
 
@@ -136,7 +136,7 @@ def train(cfg: RunConfig, run_dir: str | Path, gpus: int | None = None, processe
     device = claim_device(cfg.device, gpus)  # devices: checks the request, takes free slots (before any compute)
     world = world_size(device, gpus, processes)
     check_world(cfg, device, world)
-    check_precision(cfg.train.precision, device)
+    check_precision(resolve_precision(cfg.train.precision, device), device)
     devices = rank_devices(device, world, held_slots())
     run_dir = Path(run_dir)
     with locked(run_dir / ".lock", what=f"run folder {run_dir}"):  # one training per run folder
@@ -187,7 +187,7 @@ def train_process(rank: int, world: int, cfg: RunConfig, run_dir: Path, devices:
 
 
 def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, device: torch.device) -> dict | None:
-    precision, k = cfg.train.precision, cfg.train.accumulate  # k micro-batches per optimizer step
+    precision, k = resolve_precision(cfg.train.precision, device), cfg.train.accumulate  # k micro-batches per optimizer step
     set_tf32(cfg.train.tf32, device)
     if lead:
         run_dir.mkdir(parents=True, exist_ok=True)
