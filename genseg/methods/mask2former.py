@@ -32,6 +32,7 @@ from .maskformer import (
     load_pretrained_dir,
     swin_config,
 )
+from .spec import MethodSpec
 
 if TYPE_CHECKING:  # transformers is imported when a Mask2Former is built, not with genseg.methods
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
@@ -117,3 +118,6 @@ class Mask2Former(MaskFormer):
 
 def build_mask2former(options: Mask2FormerOptions, num_classes: int, ignore_index: int) -> Mask2Former:
     return Mask2Former(options, num_classes, ignore_index)
+
+
+MASK2FORMER = MethodSpec(Mask2FormerOptions, build_mask2former, "Mask2Former")

@@ -34,6 +34,7 @@ from torch import nn
 
 from .base import ImageNorm, SegmentationMethod, pad_to_multiple
 from .baselines import pad_labels
+from .spec import MethodSpec
 
 if TYPE_CHECKING:  # transformers is imported when a MaskFormer is built, not with genseg.methods
     from transformers import MaskFormerConfig, MaskFormerForInstanceSegmentation
@@ -378,3 +379,6 @@ def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size)
 
 def build_maskformer(options: MaskFormerOptions, num_classes: int, ignore_index: int) -> MaskFormer:
     return MaskFormer(options, num_classes, ignore_index)
+
+
+MASKFORMER = MethodSpec(MaskFormerOptions, build_maskformer, "MaskFormer")
