@@ -12,25 +12,25 @@ from typing import Any
 
 from ..config import ConfigError, ModelConfig, from_dict
 from .base import SegmentationMethod
-from .baselines import DEEPLABV3PLUS, SEGFORMER, UPERNET
-from .flowseg.method import FLOWSEG
-from .gss.method import GSS, MASKIGE, VQVAE
-from .mask2former import MASK2FORMER
-from .maskformer import MASKFORMER
-from .ocrnet import OCRNET
+from .baselines import DEEPLABV3PLUS_SPEC, SEGFORMER_SPEC, UPERNET_SPEC
+from .flowseg.method import FLOWSEG_SPEC
+from .gss.method import GSS_SPEC, MASKIGE_SPEC, VQVAE_SPEC
+from .mask2former import MASK2FORMER_SPEC
+from .maskformer import MASKFORMER_SPEC
+from .ocrnet import OCRNET_SPEC
 from .spec import MethodSpec
 
 METHODS: dict[str, MethodSpec] = {
-    "deeplabv3plus": DEEPLABV3PLUS,
-    "segformer": SEGFORMER,
-    "upernet": UPERNET,
-    "maskformer": MASKFORMER,
-    "mask2former": MASK2FORMER,
-    "ocrnet": OCRNET,
-    "flowseg": FLOWSEG,
-    "vqvae": VQVAE,
-    "maskige": MASKIGE,
-    "gss": GSS,
+    "deeplabv3plus": DEEPLABV3PLUS_SPEC,
+    "segformer": SEGFORMER_SPEC,
+    "upernet": UPERNET_SPEC,
+    "maskformer": MASKFORMER_SPEC,
+    "mask2former": MASK2FORMER_SPEC,
+    "ocrnet": OCRNET_SPEC,
+    "flowseg": FLOWSEG_SPEC,
+    "vqvae": VQVAE_SPEC,
+    "maskige": MASKIGE_SPEC,
+    "gss": GSS_SPEC,
 }
 
 

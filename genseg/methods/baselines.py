@@ -357,6 +357,6 @@ PUBLISHED_PARAMS_M: dict[str, tuple[float, str]] = {
 }
 
 
-DEEPLABV3PLUS = MethodSpec(SmpOptions, build_deeplabv3plus, "DeepLabV3+")
-SEGFORMER = MethodSpec(SegformerOptions, build_segformer, "SegFormer")
-UPERNET = MethodSpec(UPerNetOptions, build_upernet, "UPerNet")
+DEEPLABV3PLUS_SPEC = MethodSpec(SmpOptions, build_deeplabv3plus, "DeepLabV3+")
+SEGFORMER_SPEC = MethodSpec(SegformerOptions, build_segformer, "SegFormer")
+UPERNET_SPEC = MethodSpec(UPerNetOptions, build_upernet, "UPerNet")

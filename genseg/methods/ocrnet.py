@@ -157,4 +157,4 @@ def build_ocrnet(options: OCRNetOptions, num_classes: int, ignore_index: int) ->
     return model
 
 
-OCRNET = MethodSpec(OCRNetOptions, build_ocrnet, "OCRNet")
+OCRNET_SPEC = MethodSpec(OCRNetOptions, build_ocrnet, "OCRNet")

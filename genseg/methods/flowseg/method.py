@@ -234,5 +234,5 @@ def build_flowseg(options: FlowSegOptions, num_classes: int, ignore_index: int) 
 
 
 # Sampling steps are swept at evaluation (evaluate.sweeps); its runs feed FlowSeg's own tables.
-FLOWSEG = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
+FLOWSEG_SPEC = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
                      tables=("flowseg_steps", "flowseg_convergence"))

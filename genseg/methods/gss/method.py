@@ -332,7 +332,7 @@ class GSS(FrozenPosteriorMixin, SegmentationMethod):
             labels = torch.where(valid, labels, fill)
         targets = self.codec.tokens(labels)
         s = self.token_stride
-        any_valid = F.max_pool2d(F.pad(valid[:, None].float(), (0, (-labels.shape[-1]) % s, 0, (-labels.shape[-2]) % s)), s)[:, 0] > 0
+        any_valid = F.max_pool2d(pad_to_multiple(valid[:, None].float(), s), s)[:, 0] > 0
         return torch.where(any_valid[..., : targets.shape[-2], : targets.shape[-1]], targets, self.ignore_index)
 
     def training_loss(self, images, labels):
@@ -403,7 +403,7 @@ def vqvae_stage(options: dict) -> str:
 
 
 # Stage 1 (the posterior) and the maskige reconstruction are upper bounds: they read the labels.
-VQVAE = MethodSpec(VQVAEOptions, build_vqvae, "VQ-VAE", stage=vqvae_stage, oracle=True)
-MASKIGE = MethodSpec(MaskigeOptions, build_maskige, "Maskige", stage=maskige_stage, oracle=True,
+VQVAE_SPEC = MethodSpec(VQVAEOptions, build_vqvae, "VQ-VAE", stage=vqvae_stage, oracle=True)
+MASKIGE_SPEC = MethodSpec(MaskigeOptions, build_maskige, "Maskige", stage=maskige_stage, oracle=True,
                      tables=("gss_reconstruction",))
-GSS = MethodSpec(GSSOptions, build_gss, gss_name, stage=gss_stage, tables=("gss_prior",))
+GSS_SPEC = MethodSpec(GSSOptions, build_gss, gss_name, stage=gss_stage, tables=("gss_prior",))
