@@ -189,10 +189,9 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: s
     only, if given: the domains whose split it is).
 
     Every test domain gets the run's own predict options (``{}``), plus ``{"scale": s}`` when
-    the domain sets its own scale; the in-domain test
-    domains also get one entry per value of each sweep of the run's method (:func:`method_sweeps`),
-    except the value the
-    run uses by default, which the ``{}`` entry already measures. ``with_sweeps=False`` (an
+    the domain sets its own scale; the in-domain test domains also get one entry per value of
+    each sweep of the run's method (:func:`method_sweeps`), except the value the run uses by
+    default, which the ``{}`` entry already measures. ``with_sweeps=False`` (an
     ablation variant: one in-domain row of its table): only the in-domain ``{}`` entries.
     """
     from .methods import method_options  # the methods import torch; the workflow needs them only here
