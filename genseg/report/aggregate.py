@@ -76,7 +76,7 @@ def with_identity(frame: pd.DataFrame) -> pd.DataFrame:
     config's own experiments), which the report filters on. Columns a frame lacks (a metrics.csv
     written before them) are derived from the experiment names (:func:`genseg.ablations.variant_identity`)."""
     present = [c for c in IDENTITY_COLUMNS if c in frame]
-    frame = frame.assign(**{c: frame[c].fillna("").astype(str) for c in present})
+    frame = frame.assign(**{c: frame[c].astype(object).fillna("").astype(str) for c in present})  # "" reads back as NaN
     if len(present) == len(IDENTITY_COLUMNS):
         return frame
     ids = [variant_identity(str(e)) for e in frame.experiment]
