@@ -109,6 +109,19 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "_", label).strip("_") or "variant"
 
 
+def variant_experiment(base: str, ablation: str, label: str) -> str:
+    """The experiment name of an ablation variant: ``<base>+<ablation>=<label, slugged>``."""
+    return f"{base}+{ablation}={_slug(label)}"
+
+
+def variant_identity(experiment: str) -> dict[str, str]:
+    """``{ablation, ablation_value}`` of an experiment name (both "" for a config's own experiments):
+    the inverse of :func:`variant_experiment`, for results that do not carry these columns."""
+    base, plus, rest = experiment.partition("+")
+    ablation, _, value = rest.partition("=")
+    return {"ablation": ablation, "ablation_value": value} if plus else {"ablation": "", "ablation_value": ""}
+
+
 def _resolved(workflow: dict, overrides: dict) -> dict:
     """The run config an experiment resolves to (method options with their defaults filled
     in), without its name, for comparing variants."""
@@ -149,7 +162,7 @@ def expand(workflow: dict, ablations: list[Ablation]) -> tuple[dict, list[dict]]
                 same = _resolved(workflow, variant) == base_config
             except ConfigError as err:
                 raise ConfigError(f"ablations/{ablation.name}.yaml: variant {label!r}: {err}") from None
-            name = ablation.base if same else f"{ablation.base}+{ablation.name}={_slug(label)}"
+            name = ablation.base if same else variant_experiment(ablation.base, ablation.name, label)
             if not same:
                 experiments[name] = variant
             rows.append({"ablation": ablation.name, "feeds": ablation.feeds, "label": label, "experiment": name})

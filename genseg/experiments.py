@@ -61,17 +61,16 @@ def fill_placeholders(value, runs_dir: str, seed: int, weights_dir: str | None =
 
 
 def training_stage(cfg: RunConfig) -> str:
-    """Which workflow rule trains the run: ``posterior_learning`` (GSS stage 1: a VQ-VAE),
-    ``inverse_stage`` (a maskige inverse or palette trained on a frozen posterior / prior),
-    or ``train`` (everything else)."""
-    options = cfg.model.options
-    if cfg.model.method == "vqvae":
-        return "posterior_learning"
-    if (cfg.model.method == "gss" and options.get("stage") == "inverse") or (
-        cfg.model.method == "maskige" and options.get("inverse", "ff") != "ff"
-    ):
-        return "inverse_stage"
-    return "train"
+    """Which workflow rule trains the run, as its method's spec says (:data:`genseg.methods.spec.STAGES`):
+    ``train``, ``posterior_learning`` (GSS stage 1) or ``inverse_stage`` (an inverse trained on
+    a frozen posterior / prior)."""
+    from .methods import method_spec  # the methods import torch; the workflow needs them only here
+    from .methods.spec import STAGES
+
+    stage = method_spec(cfg.model.method).stage(cfg.model.options)
+    if stage not in STAGES:
+        raise ConfigError(f"model.method {cfg.model.method!r}: its spec's stage is {stage!r}; expected one of {STAGES}")
+    return stage
 
 
 def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
@@ -193,21 +192,35 @@ def domain_splits(evaluate: dict) -> dict[str, str]:
     return {d["name"]: d["split"] for d in eval_domains(evaluate)}
 
 
+def method_sweeps(evaluate: dict, method: str) -> dict[str, list]:
+    """``evaluate.sweeps.<method>`` (e.g. ``flowseg: {steps: [1, 2, 5]}``; ``{}``: the spec's
+    default sweep); none for a method the config does not list. Only options the method's spec
+    declares sweepable may be swept."""
+    from .methods import method_spec
+
+    if method not in evaluate.get("sweeps", {}):
+        return {}
+    spec = method_spec(method)
+    sweeps = evaluate["sweeps"][method] or {key: list(values) for key, values in spec.sweeps.items()}
+    unknown = sorted(set(sweeps) - set(spec.sweeps))
+    if unknown:
+        raise ConfigError(f"evaluate.sweeps.{method}.{unknown[0]}: not a sweepable predict option of {method}; "
+                          f"sweepable: {', '.join(spec.sweeps) or 'none'}")
+    return sweeps
+
+
 def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: str | None = None) -> list[tuple]:
     """(domain, predict options[, window overrides]) entries to evaluate for one run (on ``split``
     only, if given: the domains whose split it is).
 
     Every test domain gets the run's own predict options (``{}``), plus ``{"scale": s}`` when
-    the domain sets its own scale; the in-domain test
-    domains also get one entry per value of each sweep declared for the run's method in
-    ``evaluate.sweeps`` (e.g. ``flowseg: {steps: [1, 2, 5, 10, 20]}``), except the value the
-    run uses by default, which the ``{}`` entry already measures; ``evaluate.sweep_seeds``, if
-    set, limits the sweeps to runs of those seeds. ``with_sweeps=False`` (an ablation variant:
-    one in-domain row of its table): only the in-domain ``{}`` entries.
+    the domain sets its own scale; the in-domain test domains also get one entry per value of
+    each sweep of the run's method (:func:`method_sweeps`), except the value the run uses by
+    default, which the ``{}`` entry already measures; ``evaluate.sweep_seeds``, if set, limits
+    the sweeps to runs of those seeds. ``with_sweeps=False`` (an ablation variant: one in-domain
+    row of its table): only the in-domain ``{}`` entries.
     """
-    from .methods import (
-        method_options,  # the methods import torch; the workflow needs them only here
-    )
+    from .methods import method_options  # the methods import torch; the workflow needs them only here
 
     domains = eval_domains(evaluate)
     split_of = {d["name"]: d["split"] for d in domains}
@@ -220,7 +233,7 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: s
         plan = [e for e in plan if e[0] in cfg.data.train_domains] or plan
     else:
         swept = cfg.seed in evaluate.get("sweep_seeds", [cfg.seed])
-        sweeps = evaluate.get("sweeps", {}).get(cfg.model.method, {}) if swept else {}
+        sweeps = method_sweeps(evaluate, cfg.model.method) if swept else {}
         options = method_options(cfg.model)
         own = {key: cfg.eval.predict.get(key, getattr(options, key, None)) for key in sweeps}
         for d in domains:

@@ -12,6 +12,7 @@ from genseg.data.fixtures import FIXTURE_DATASETS, SMOKE_DVAE
 from genseg.engine.evaluate import SMOKE_WEIGHTS, evaluate_plan
 from genseg.engine.train import train
 from genseg.experiments import apply_overlay, eval_plan, run_configs
+from genseg.methods import METHODS
 from genseg.report.aggregate import aggregate
 from genseg.report.build import table_blocks
 from genseg.report.reference import load_reported
@@ -82,10 +83,12 @@ def test_smoke_variant_trains_evaluates_and_fills_the_main_table(path, fixture_r
     paired = pd.DataFrame(columns=["a", "b", "seed", "split", "domain", "delta", "ci_low", "ci_high", "p_value", "n_images"])
     [(main, caption)] = table_blocks("main_results", frame, load_reported(None), paired, split=split)
     ours = main[main["mIoU reproduced"] != "–"]
-    methods = [e for e, c in workflow["experiments"].items() if c["model"]["method"] not in ("vqvae", "maskige")]
+    methods = [e for e, c in workflow["experiments"].items() if not METHODS[c["model"]["method"]].oracle]
     assert sorted(i.rsplit("(", 1)[1].rstrip(")") for i in ours.index) == sorted(methods)
     assert (ours.Pretrain == SMOKE_WEIGHTS).all() and f"in-domain {split} mIoU" in caption
     assert json.loads(frame.model_options.iloc[0])["method"]
+    written = pd.read_csv(tmp_path / "metrics.csv", keep_default_na=False)
+    assert set(written.ablation) == set(written.ablation_value) == {""}  # run identity: no ablation variants here
 
 
 def test_weights_placeholder_expands_from_the_environment(monkeypatch, tmp_path):

@@ -50,13 +50,12 @@ def slide_predict(model, images: torch.Tensor, num_classes: int, crop: int, stri
 
 def padded_predict(model, images: torch.Tensor, size_divisor: int, labels=None, **options) -> torch.Tensor:
     """``model.predict`` on images zero-padded to a multiple of ``size_divisor``, cropped back."""
+    from ..methods.base import pad_to_multiple
+
     h, w = images.shape[-2:]
-    divisor = max(size_divisor, 1)
-    pad_h, pad_w = (-h) % divisor, (-w) % divisor
-    if pad_h or pad_w:
-        images = F.pad(images, (0, pad_w, 0, pad_h))
-        if labels is not None:
-            labels = F.pad(labels, (0, pad_w, 0, pad_h), value=255)
+    images = pad_to_multiple(images, size_divisor)
+    if labels is not None:
+        labels = pad_to_multiple(labels, size_divisor, value=255)
     extra = {"labels": labels} if labels is not None else {}
     return model.predict(images, **extra, **options)[..., :h, :w]
 

@@ -86,11 +86,12 @@ class ImageNorm(nn.Module):
         return (x - self.mean) / self.std
 
 
-def pad_to_multiple(x: torch.Tensor, divisor: int) -> torch.Tensor:
-    """Zero-pad H and W (bottom, right) up to multiples of ``divisor``."""
+def pad_to_multiple(x: torch.Tensor, divisor: int, value: float = 0.0) -> torch.Tensor:
+    """Pad H and W (bottom, right) with ``value`` (default zero) up to multiples of ``divisor`` (< 1: 1)."""
     h, w = x.shape[-2:]
+    divisor = max(divisor, 1)
     ph, pw = (-h) % divisor, (-w) % divisor
-    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+    return F.pad(x, (0, pw, 0, ph), value=value) if ph or pw else x
 
 
 class PixelClassifier(SegmentationMethod):

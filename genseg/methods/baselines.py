@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .base import PixelClassifier, check_timm_fits, pad_to_multiple
+from .spec import MethodSpec
 
 STATE_DICT_FORMAT = ".safetensors (preferred) or a torch .pth/.pt/.bin state dict"
 # Keys of classification heads that an ImageNet checkpoint may carry and an encoder lacks.
@@ -354,3 +355,8 @@ PUBLISHED_PARAMS_M: dict[str, tuple[float, str]] = {
     "ocrnet-hrnet-w48": (70.3, "HRNet-Semantic-Segmentation (HRNetV2-W48 + OCR)"),
     "upernet-convnext-t": (60.0, "ConvNeXt paper, Table 3"),
 }
+
+
+DEEPLABV3PLUS_SPEC = MethodSpec(SmpOptions, build_deeplabv3plus, "DeepLabV3+")
+SEGFORMER_SPEC = MethodSpec(SegformerOptions, build_segformer, "SegFormer")
+UPERNET_SPEC = MethodSpec(UPerNetOptions, build_upernet, "UPerNet")

@@ -27,40 +27,28 @@ import torch
 
 from .maskformer import (
     MaskFormer,
-    check_swin_and_decoder,
+    MaskFormerBaseOptions,
     load_backbone_file,
     load_pretrained_dir,
     swin_config,
 )
+from .spec import MethodSpec
 
 if TYPE_CHECKING:  # transformers is imported when a Mask2Former is built, not with genseg.methods
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 
 
 @dataclass(frozen=True)
-class Mask2FormerOptions:
-    """Swin backbone, MSDeformAttn pixel decoder, masked-attention decoder. Defaults are tiny; see PAPER_MODELS."""
+class Mask2FormerOptions(MaskFormerBaseOptions):
+    """Swin backbone, MSDeformAttn pixel decoder, masked-attention decoder (shared options: the base)."""
 
-    embed_dim: int = 16  # Swin-T: 96
-    depths: tuple[int, ...] = (1, 1, 1, 1)  # Swin-T: (2, 2, 6, 2)
-    num_heads: tuple[int, ...] = (1, 2, 4, 8)  # Swin-T: (3, 6, 12, 24)
-    window_size: int = 4  # Swin-T: 7
-    drop_path_rate: float = 0.0  # 0.3 in the paper
-    fpn_channels: int = 32  # pixel decoder and mask embedding width: 256
+    decoder_layers: int = 3  # transformers counts the query-feature prediction: 10 = 9 layers + 1
     encoder_layers: int = 1  # deformable-attention layers of the pixel decoder: 6
     encoder_ffn: int = 64  # 1024
-    decoder_dim: int = 32  # 256
-    decoder_layers: int = 3  # transformers counts the query-feature prediction: 10 = 9 layers + 1
-    decoder_heads: int = 2  # 8
-    decoder_ffn: int = 64  # 2048
-    num_queries: int = 16  # 100
     train_num_points: int = 1024  # 12544 (112 x 112) in the paper
-    no_object_weight: float = 0.1
-    pretrained_dir: str = ""
-    backbone_file: str = ""  # timm swin_* safetensors, e.g. "{weights}/swin_tiny_patch4_window7_224.ms_in1k.safetensors"
 
     def check(self) -> None:
-        check_swin_and_decoder(self)
+        super().check()
         if self.fpn_channels % 32 or self.fpn_channels < 32:
             raise ValueError(f"model.fpn_channels must be a multiple of 32 (the pixel decoder's GroupNorm(32)), got {self.fpn_channels}")
         if self.decoder_layers < 2:
@@ -117,3 +105,6 @@ class Mask2Former(MaskFormer):
 
 def build_mask2former(options: Mask2FormerOptions, num_classes: int, ignore_index: int) -> Mask2Former:
     return Mask2Former(options, num_classes, ignore_index)
+
+
+MASK2FORMER_SPEC = MethodSpec(Mask2FormerOptions, build_mask2former, "Mask2Former")

@@ -34,14 +34,16 @@ from torch import nn
 
 from .base import ImageNorm, SegmentationMethod, pad_to_multiple
 from .baselines import pad_labels
+from .spec import MethodSpec
 
 if TYPE_CHECKING:  # transformers is imported when a MaskFormer is built, not with genseg.methods
     from transformers import MaskFormerConfig, MaskFormerForInstanceSegmentation
 
 
 @dataclass(frozen=True)
-class MaskFormerOptions:
-    """Swin backbone, FPN pixel decoder, DETR transformer decoder. Defaults are tiny; see PAPER_MODELS."""
+class MaskFormerBaseOptions:
+    """Options MaskFormer and Mask2Former share: Swin backbone, pixel decoder width, query decoder,
+    weights. Defaults are tiny; see PAPER_MODELS."""
 
     embed_dim: int = 16  # Swin-T: 96
     depths: tuple[int, ...] = (1, 1, 1, 1)  # Swin-T: (2, 2, 6, 2)
@@ -54,13 +56,22 @@ class MaskFormerOptions:
     decoder_heads: int = 2  # 8
     decoder_ffn: int = 64  # 2048
     num_queries: int = 16  # 100
-    deep_supervision: bool = False  # the paper: true (a loss on every decoder layer)
     no_object_weight: float = 0.1
     pretrained_dir: str = ""
     backbone_file: str = ""  # timm swin_* safetensors, e.g. "{weights}/swin_tiny_patch4_window7_224.ms_in1k.safetensors"
 
     def check(self) -> None:
         check_swin_and_decoder(self)
+
+
+@dataclass(frozen=True)
+class MaskFormerOptions(MaskFormerBaseOptions):
+    """Swin backbone, FPN pixel decoder, DETR transformer decoder."""
+
+    deep_supervision: bool = False  # the paper: true (a loss on every decoder layer)
+
+    def check(self) -> None:
+        super().check()
         if min(self.window_size, self.fpn_channels, self.decoder_layers, self.decoder_ffn, self.num_queries) < 1:
             raise ValueError("model.window_size, fpn_channels, decoder_layers, decoder_ffn and num_queries must be >= 1")
 
@@ -378,3 +389,6 @@ def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size)
 
 def build_maskformer(options: MaskFormerOptions, num_classes: int, ignore_index: int) -> MaskFormer:
     return MaskFormer(options, num_classes, ignore_index)
+
+
+MASKFORMER_SPEC = MethodSpec(MaskFormerOptions, build_maskformer, "MaskFormer")

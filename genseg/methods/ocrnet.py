@@ -36,6 +36,7 @@ from .baselines import (
     pad_labels,
     read_state_dict,
 )
+from .spec import MethodSpec
 
 
 class HRNetV2(nn.Module):
@@ -154,3 +155,6 @@ def build_ocrnet(options: OCRNetOptions, num_classes: int, ignore_index: int) ->
     if options.weights_file:
         load_weights_file(model, options.weights_file)
     return model
+
+
+OCRNET_SPEC = MethodSpec(OCRNetOptions, build_ocrnet, "OCRNet")

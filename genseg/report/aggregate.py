@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..ablations import variant_identity
 from ..engine.evaluate import variant_name
 from ..experiments import RUN_ID
 from ..io import atomic_path
@@ -67,6 +68,21 @@ def tidy_rows(record: dict) -> list[dict]:
     return rows
 
 
+IDENTITY_COLUMNS = ("ablation", "ablation_value")  # run identity beside run_id, experiment, seed, variant
+
+
+def with_identity(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the run identity columns ``ablation`` and ``ablation_value`` (both "" for a
+    config's own experiments), which the report filters on. Columns a frame lacks (a metrics.csv
+    written before them) are derived from the experiment names (:func:`genseg.ablations.variant_identity`)."""
+    present = [c for c in IDENTITY_COLUMNS if c in frame]
+    frame = frame.assign(**{c: frame[c].astype(object).fillna("").astype(str) for c in present})  # "" reads back as NaN
+    if len(present) == len(IDENTITY_COLUMNS):
+        return frame
+    ids = [variant_identity(str(e)) for e in frame.experiment]
+    return frame.assign(**{c: [i[c] for i in ids] for c in IDENTITY_COLUMNS if c not in present})
+
+
 def evaluation_files(paths: list[str | Path]) -> list[Path]:
     """Evaluation JSONs: the given ones, and every one an index (``evaluate_plan``'s) lists."""
     files = []
@@ -90,6 +106,7 @@ def portable(record: dict, path: Path) -> dict:
 def aggregate(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     rows = [r for path in evaluation_files(paths) for r in tidy_rows(portable(json.loads(path.read_text()), path))]
     frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["experiment", "seed", "split", "domain", "variant", "metric"])
+    frame = with_identity(frame)
     write_csv(frame, out)
     return frame
 

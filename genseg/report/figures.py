@@ -6,7 +6,6 @@ global state. Reported numbers are drawn in their own panel labelled ``reported 
 
 from __future__ import annotations
 
-import re
 import textwrap
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,8 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ..io import atomic_path  # noqa: E402
-from .tables import methods_only, normal_split, select_split, split_of  # noqa: E402
+from ..methods import METHODS  # noqa: E402
+from .tables import methods_only, normal_split, select_split, split_of, swept  # noqa: E402
 
 
 def _word(split) -> str:
@@ -33,7 +33,6 @@ def _word(split) -> str:
 
 COLUMN_WIDTH_IN = 3.4
 SMALL = 6  # pt: the smallest font used (legends, point labels, grid titles)
-STEPS_VARIANT = re.compile(r"steps=(\d+)")
 
 
 @contextmanager
@@ -224,13 +223,16 @@ def flowseg_steps(frame: pd.DataFrame, stem: Path, split: str = "test", reported
 
 def _latency_points(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     """In-domain (mIoU, latency, NFE) per experiment and variant, mean over seeds (and in-domain
-    test domains): the default variant of every non-oracle method plus FlowSeg's ``steps=k`` sweep."""
+    test domains): the default variant of every non-oracle method plus the ``steps`` sweep of the
+    methods whose spec sweeps sampling steps (FlowSeg); ``in_sweep`` marks the sweep's variants."""
     keys = ["run_id", "split", "domain", "variant"]
     sel = select_split(frame, split)
     sel = methods_only(sel[sel.in_domain.astype(bool)])
-    sweep = sel.variant.astype(str).str.fullmatch(STEPS_VARIANT.pattern) & (sel.method == "flowseg")
-    sel = sel[(sel.variant == "default") | sweep]
-    miou = sel[sel.metric == "miou"][keys + ["experiment", "method", "nfe", "steps", "value"]]
+    stepped = [name for name, spec in METHODS.items() if "steps" in spec.sweeps]
+    default = sel.variant == "default"
+    sel = sel.assign(in_sweep=(swept(sel, "steps") & sel.method.isin(stepped) & ~default).to_numpy())
+    sel = sel[default | sel.in_sweep]
+    miou = sel[sel.metric == "miou"][keys + ["experiment", "method", "nfe", "steps", "in_sweep", "value"]]
     speed = sel[sel.metric == "images_per_s"][keys + ["value"]].rename(columns={"value": "images_per_s"})
     data = miou.merge(speed, on=keys, how="inner")
     data = data[data.images_per_s > 0]
@@ -239,7 +241,8 @@ def _latency_points(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     if data.empty:
         return data
     points = data.groupby(["experiment", "method", "variant"], as_index=False).agg(
-        miou=("miou", "mean"), latency_ms=("latency_ms", "mean"), nfe=("nfe", "mean"), steps=("steps", "mean"))
+        miou=("miou", "mean"), latency_ms=("latency_ms", "mean"), nfe=("nfe", "mean"), steps=("steps", "mean"),
+        in_sweep=("in_sweep", "any"))
     points["single"] = points.nfe.isna()
     points["nfe_plot"] = points.nfe.fillna(1.0)
     return points
@@ -263,8 +266,8 @@ def latency(frame: pd.DataFrame, stem: Path, split: str = "test") -> list[Path]:
         for experiment in experiments:
             part = points[points.experiment == experiment]
             colour = palette[experiment]
-            sweep = part[part.variant.str.fullmatch(STEPS_VARIANT.pattern) | ((part.variant == "default") & part.steps.notna())]
-            if part.method.iloc[0] != "flowseg":
+            sweep = part[part.in_sweep | ((part.variant == "default") & part.steps.notna())]
+            if not part.in_sweep.any():  # no steps sweep: no line
                 sweep = sweep.iloc[:0]
             if len(sweep) > 1:  # the sweep as a line; the default variant wins a duplicate step count
                 sweep = sweep.assign(first=sweep.variant != "default").sort_values(["steps", "first"])

@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..methods import METHODS, methods_feeding
+from .aggregate import with_identity
+
 
 def normal_split(split):
     """The report's split: a name (every domain on it), or ``{domain: split}`` when the workflow
@@ -68,27 +71,36 @@ def pivot_cells(sel: pd.DataFrame, index: str, columns: str) -> pd.DataFrame:
 
 
 def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
-    """FlowSeg rows with ``encoding`` and ``objective`` (vanilla / reshaped) columns from model options."""
-    sel = methods_only(frame[frame.method == "flowseg"]).copy()
+    """Rows of the methods feeding ``flowseg_steps`` (FlowSeg) with ``encoding`` and ``objective``
+    (vanilla / reshaped) columns from model options."""
+    sel = methods_only(frame[frame.method.isin(methods_feeding("flowseg_steps"))]).copy()
     options = [json.loads(o) for o in sel.model_options]
     sel["encoding"] = [o.get("encoding", "?") for o in options]
     sel["objective"] = ["reshaped" if o.get("reshape") and o.get("lam", 0) > 0 else "vanilla" for o in options]
     return sel
 
 
-ORACLE_METHODS = ("vqvae", "maskige")  # reconstruction upper bounds: they read the labels
+def oracle_methods() -> list[str]:
+    """Methods whose spec marks them an upper bound (they read the labels)."""
+    return [name for name, spec in METHODS.items() if spec.oracle]
 
 
 def methods_only(sel: pd.DataFrame) -> pd.DataFrame:
-    """Rows of methods proper: not oracle upper bounds, not ablation variants (``<base>+<ablation>=<value>``,
-    which have their own tables)."""
-    return sel[~sel.method.isin(ORACLE_METHODS) & ~sel.experiment.str.contains("+", regex=False)]
+    """Rows of methods proper: not oracle upper bounds, not ablation variants (rows with an
+    ``ablation``, which have their own tables)."""
+    ablation = with_identity(sel).ablation
+    return sel[~sel.method.isin(oracle_methods()) & (ablation == "").to_numpy()]
+
+
+def swept(sel: pd.DataFrame, option: str) -> pd.Series:
+    """Rows evaluated with the run's own predict options or with only ``option`` changed (its sweep)."""
+    return pd.Series([set(json.loads(p)) <= {option} for p in sel.predict_options], index=sel.index, dtype=bool)
 
 
 def steps_rows(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     """FlowSeg in-domain mIoU rows of the steps sweep, the run's default step count included."""
     sel = flow_axes(frame)
-    sweep = sel.variant.str.startswith("steps=") | (sel.variant == "default")
+    sweep = swept(sel, "steps")
     sel = select_split(sel, split)
     sel = sel[(sel.metric == "miou") & sel.in_domain & sweep & sel.steps.notna()].copy()
     sel["steps"] = sel.steps.astype(int)
@@ -191,7 +203,8 @@ def gss_reconstruction(frame: pd.DataFrame, split: str = "test", reported: pd.Da
     """Maskige reconstruction upper bound (GSS Tables 1-2): labels -> posterior -> inverse, mIoU by
     domain; GSS Table 1's number for the same palette/inverse beside it (labelled reported)."""
     sel = select_split(frame, split)
-    sel = sel[(sel.method == "maskige") & (sel.metric == "miou") & (sel.variant == "default")].copy()
+    feeding = methods_feeding("gss_reconstruction")
+    sel = sel[sel.method.isin(feeding) & (sel.metric == "miou") & (sel.variant == "default")].copy()
     if sel.empty:
         return pd.DataFrame({"Maskige": ["no maskige runs in this config"]}).set_index("Maskige")
     options = [json.loads(o) for o in sel.model_options]
@@ -212,7 +225,7 @@ def gss_reconstruction(frame: pd.DataFrame, split: str = "test", reported: pd.Da
 def gss_prior(frame: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """GSS prior ablation (GSS Table 3): token grid d and the auxiliary head; in-domain mIoU and mAcc, FF inverse."""
     sel = select_split(frame, split)
-    sel = sel[(sel.method == "gss") & sel.in_domain & (sel.variant == "default")].copy()
+    sel = sel[sel.method.isin(methods_feeding("gss_prior")) & sel.in_domain & (sel.variant == "default")].copy()
     sel = sel[sel.metric.isin(["miou", "macc"])]
     options = [json.loads(o) for o in sel.model_options]
     keep = [o.get("stage", "prior") == "prior" for o in options]
@@ -260,18 +273,10 @@ def ablation_table(frame: pd.DataFrame, ablation: dict, rows: list[dict], report
     return table
 
 
-DISPLAY_METHODS = {
-    "deeplabv3plus": "DeepLabV3+", "segformer": "SegFormer", "upernet": "UPerNet", "ocrnet": "OCRNet",
-    "maskformer": "MaskFormer", "mask2former": "Mask2Former", "flowseg": "FlowSeg",
-}
-
-
 def display_method(method: str, options: dict) -> str:
-    """The paper's name for a run's method (GSS by its inverse: GSS-FF, GSS-FT, GSS-FT-W)."""
-    if method == "gss":
-        inverse = options.get("inverse", "ff") if options.get("stage") == "inverse" else "ff"
-        return f"GSS-{inverse.upper()}"
-    return DISPLAY_METHODS.get(method, method)
+    """The paper's name for a run's method, as its spec gives it (GSS by its inverse: GSS-FF, GSS-FT);
+    a method no longer in the method table by its config name."""
+    return METHODS[method].display(options) if method in METHODS else method
 
 
 def backbone(options: dict) -> str:

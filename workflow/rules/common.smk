@@ -18,6 +18,7 @@ from genseg.experiments import (
 )
 from genseg.io import clear_stale_snakemake_locks, write_json, write_text, write_yaml
 from genseg.preflight import check as preflight_check, message as preflight_message
+from genseg.report.families import report_files
 from snakemake.exceptions import WorkflowError
 
 # A named overlay (`--config overlay=smoke`) merged over the config; its results: results/<name>-<overlay>.
@@ -183,24 +184,8 @@ def report_caption(name):
     )
 
 
-# Tables (md, tex) and figures (png, pdf) that `genseg report` writes.
-REPORT_FILES = {
-    "main_results": ("md", "tex"),
-    "miou_by_domain": ("md", "tex", "png", "pdf"),
-    "cross_domain": ("md", "tex"),
-    "flowseg_steps": ("md", "tex", "png", "pdf"),
-    "flowseg_repa": ("md", "tex"),
-    "gss_reconstruction": ("md", "tex"),
-    "gss_prior": ("md", "tex"),
-    "paired_tests": ("md", "tex"),
-    "latency": ("png", "pdf"),
-    "convergence": ("png", "pdf"),
-    "flowseg_convergence": ("png", "pdf"),
-    "vector_field": ("png", "pdf"),
-    "qualitative": ("png", "pdf"),
-}
-for _ablation in ABLATIONS:
-    if config["name"] in _ablation.configs:
-        REPORT_FILES[_ablation.feeds] = ("md", "tex") + (
-            ("png", "pdf") if _ablation.figure != "none" else ()
-        )
+# Tables (md, tex) and figures (png, pdf) that `genseg report` writes: its definitions
+# (genseg/report/families), with each ablation file's table (and figure) of this config.
+REPORT_FILES = report_files(
+    [asdict(a) for a in ABLATIONS if config["name"] in a.configs]
+)

@@ -12,6 +12,7 @@ from torch import nn
 
 from ...encodings import ENCODINGS, centroids, nearest_centroid
 from ..base import ImageNorm, SegmentationMethod, pad_to_multiple
+from ..spec import MethodSpec
 from .model import CONDITIONS, FlowSegNet
 from .objective import ObjectiveOptions, reshaped_target, sample_time
 from .pixnerd import PRESETS, PixNerdShape
@@ -230,3 +231,8 @@ class FlowSeg(SegmentationMethod):
 
 def build_flowseg(options: FlowSegOptions, num_classes: int, ignore_index: int) -> FlowSeg:
     return FlowSeg(options, num_classes, ignore_index)
+
+
+# Sampling steps are swept at evaluation (evaluate.sweeps); its runs feed FlowSeg's own tables.
+FLOWSEG_SPEC = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
+                     tables=("flowseg_steps", "flowseg_convergence"))

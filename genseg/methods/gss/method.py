@@ -28,6 +28,7 @@ from torch import nn
 
 from ...engine.checkpoint import load_weights
 from ..base import ImageNorm, SegmentationMethod, pad_to_multiple
+from ..spec import MethodSpec
 from .inverse import INVERSES, LearnedPalette, build_inverse, colour_logits
 from .maskige import PALETTES, from_vq_range, palette, to_maskige, to_vq_range
 from .prior import Prior
@@ -331,7 +332,7 @@ class GSS(FrozenPosteriorMixin, SegmentationMethod):
             labels = torch.where(valid, labels, fill)
         targets = self.codec.tokens(labels)
         s = self.token_stride
-        any_valid = F.max_pool2d(F.pad(valid[:, None].float(), (0, (-labels.shape[-1]) % s, 0, (-labels.shape[-2]) % s)), s)[:, 0] > 0
+        any_valid = F.max_pool2d(pad_to_multiple(valid[:, None].float(), s), s)[:, 0] > 0
         return torch.where(any_valid[..., : targets.shape[-2], : targets.shape[-1]], targets, self.ignore_index)
 
     def training_loss(self, images, labels):
@@ -378,3 +379,31 @@ def build_maskige(options: MaskigeOptions, num_classes: int, ignore_index: int) 
 
 def build_gss(options: GSSOptions, num_classes: int, ignore_index: int) -> GSS:
     return GSS(options, num_classes, ignore_index)
+
+
+def gss_name(options: dict) -> str:
+    """GSS by its inverse, as the paper: GSS-FF (the prior's own), GSS-FT, GSS-FT-W."""
+    inverse = options.get("inverse", "ff") if options.get("stage") == "inverse" else "ff"
+    return f"GSS-{inverse.upper()}"
+
+
+def gss_stage(options: dict) -> str:
+    """The prior trains with ``train``; ``stage: inverse`` (FT, FT-W on the frozen prior) with ``inverse_stage``."""
+    return "inverse_stage" if options.get("stage") == "inverse" else "train"
+
+
+def maskige_stage(options: dict) -> str:
+    """A learned inverse on the frozen posterior (not the fixed FF one) trains with ``inverse_stage``."""
+    return "inverse_stage" if options.get("inverse", "ff") != "ff" else "train"
+
+
+def vqvae_stage(options: dict) -> str:
+    """GSS stage 1, the posterior, trains with ``posterior_learning``."""
+    return "posterior_learning"
+
+
+# Stage 1 (the posterior) and the maskige reconstruction are upper bounds: they read the labels.
+VQVAE_SPEC = MethodSpec(VQVAEOptions, build_vqvae, "VQ-VAE", stage=vqvae_stage, oracle=True)
+MASKIGE_SPEC = MethodSpec(MaskigeOptions, build_maskige, "Maskige", stage=maskige_stage, oracle=True,
+                     tables=("gss_reconstruction",))
+GSS_SPEC = MethodSpec(GSSOptions, build_gss, gss_name, stage=gss_stage, tables=("gss_prior",))
