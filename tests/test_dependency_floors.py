@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 API_MINIMUMS = [
     (r"torch\.accelerator\.memory\.", "torch", "2.9",
      "torch.accelerator.memory (max_memory_allocated, reset_peak_memory_stats): pytorch/pytorch PR #152932 "
-     "'Add unified memory APIs for torch.accelerator', still in review 2025-06-20, after 2.8's branch cut"),
+     "'Add unified memory APIs for torch.accelerator'; checked on the wheels: torch-2.8.0 has no "
+     "torch/accelerator/memory.py, torch-2.9.0 has it (and genseg's model, engine and CLI tests pass on 2.9.0)"),
     (r"torch\.accelerator\.(is_available|current_accelerator|device_count|set_device_index|synchronize)\b", "torch", "2.6",
      "torch.accelerator is new in 2.6 (pytorch/tutorials#3263: absent from torch 2.5, January 2025)"),
     (r"torch\.amp\.is_autocast_available", "torch", "2.4",
