@@ -144,8 +144,8 @@ SMOKE_WEIGHTS = "random (smoke)"  # what a smoke run's outputs say about its wei
 
 def training_budget(cfg, run_dir: Path) -> dict:
     """What a run's training cost: iterations, batch size, train wall seconds and the commit it
-    was trained from (from its ``train_metrics.json``), and the same for each run whose files it starts from (a model
-    option naming ``<run>/model.safetensors``: GSS's posterior and prior)."""
+    was trained from (from its ``train_metrics.json``), and the same for each run whose files it
+    starts from (a model option naming ``<run>/model.safetensors``: GSS's posterior and prior)."""
     metrics = run_dir / "train_metrics.json"
     trained = json.loads(metrics.read_text()) if metrics.exists() else {}
     wall = trained.get("wall_seconds")
