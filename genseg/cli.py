@@ -94,6 +94,7 @@ def cmd_aggregate(args) -> None:
         aggregate_curves,
         collect_samples,
         group_provenance,
+        pair_provenance,
         paired_comparisons,
         write_csv,
     )
@@ -107,7 +108,8 @@ def cmd_aggregate(args) -> None:
     if args.curves_out:
         aggregate_curves(args.curves, args.curves_out)
     if args.paired_out:
-        paired_comparisons(args.metrics, json.loads(args.pairs or "[]"), args.paired_out)
+        paired = paired_comparisons(args.metrics, json.loads(args.pairs or "[]"), args.paired_out)
+        write_csv(pair_provenance(paired, frame), args.paired_out)  # and whether either run was dirty
     if args.samples_out:
         collect_samples(args.metrics, args.samples_out)
 

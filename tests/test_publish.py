@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from genseg.cli import main
-from genseg.report.aggregate import COLUMNS, group_provenance, provenance_columns, tidy_rows
+from genseg.report.aggregate import COLUMNS, group_provenance, pair_provenance, provenance_columns, tidy_rows
 from genseg.report.publish import PublishError, publish
 
 CLEAN, OTHER = "a" * 40, "b" * 40
@@ -47,6 +47,13 @@ def test_summary_groups_carry_commits_and_dirty():
     prov = group_provenance(frame[frame.metric == "miou"], ["experiment", "metric"]).set_index("experiment")
     assert prov.loc["a", "commits"] == f"{CLEAN} {OTHER}" and bool(prov.loc["a", "dirty"])
     assert prov.loc["b", "commits"] == CLEAN and not prov.loc["b", "dirty"]
+
+
+def test_paired_rows_say_whether_either_run_was_dirty():
+    frame = pd.DataFrame(tidy_rows(record(run_id="a-s0")) + tidy_rows(record(CLEAN, OTHER + "+dirty", run_id="b-s0"))
+                         + tidy_rows(record(run_id="c-s0")))
+    paired = pd.DataFrame([{"a": "a", "b": "b", "seed": 0, "delta": 0.1}, {"a": "a", "b": "c", "seed": 0, "delta": 0.2}])
+    assert pair_provenance(paired, frame)["dirty"].tolist() == [True, False]
 
 
 def git(repo, *args):

@@ -56,6 +56,14 @@ def group_provenance(frame: pd.DataFrame, by) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*by, "commits", "dirty"])
 
 
+def pair_provenance(paired: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``paired`` (rows a, b, seed) with ``dirty``: whether either run of the pair (from the tidy
+    ``frame``'s provenance) was trained or evaluated from a dirty tree."""
+    dirty = frame.groupby(["experiment", "seed"])["dirty"].any().to_dict()
+    flags = [bool(dirty.get((a, s), False) or dirty.get((b, s), False)) for a, b, s in zip(paired["a"], paired["b"], paired["seed"])]
+    return paired.assign(dirty=flags)
+
+
 def tidy_rows(record: dict) -> list[dict]:
     """Rows for one evaluation record (the JSON written by ``genseg evaluate``)."""
     domain = "+".join(record["domains"])
