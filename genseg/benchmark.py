@@ -387,9 +387,14 @@ def config_gpu_hours(rows: list[dict], runs: dict) -> list[dict]:
 
 
 def paper_gpu_hours(flops_at: dict[str, tuple[float, int]], config_dir: Path = REPO / "workflow/config") -> list[dict]:
-    """GPU-hour estimates of each measured paper-size model's schedule in the paper configs (assumed MFU)."""
+    """GPU-hour estimates of each measured paper-size model's schedule in the paper configs (assumed MFU).
+    The configs are repository files (``workflow/config``), not package data: an installed genseg
+    outside a checkout has none, and says so."""
     import yaml
 
+    if not config_dir.is_dir():
+        raise FileNotFoundError(f"{config_dir}: no workflow configs here; the GPU-hour estimates read the "
+                                "repository's workflow/config/paper-*.yaml (run from a checkout)")
     from .config import merge
 
     rows = []

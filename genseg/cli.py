@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, aggregate, report, models, benchmark, convert-dvae, convert-pixnerd, weights."""
+"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, aggregate, report, publish, models, benchmark, convert-dvae, convert-pixnerd, weights."""
 
 from __future__ import annotations
 
@@ -93,18 +93,23 @@ def cmd_aggregate(args) -> None:
         aggregate,
         aggregate_curves,
         collect_samples,
+        group_provenance,
+        pair_provenance,
         paired_comparisons,
         write_csv,
     )
-    from .report.stats import summarise_seeds
+    from .report.stats import SEED_GROUPS, summarise_seeds
 
     frame = aggregate(args.metrics, args.out)
-    if args.summary_out:  # mean, std and 95% bootstrap CI over seeds
-        write_csv(summarise_seeds(frame[frame.metric.isin(SUMMARY_METRICS + GRID_METRICS)]), args.summary_out)
+    if args.summary_out:  # mean, std and 95% bootstrap CI over seeds, and the runs' commits
+        rows = frame[frame.metric.isin(SUMMARY_METRICS + GRID_METRICS)]
+        summary = summarise_seeds(rows).merge(group_provenance(rows, SEED_GROUPS), on=list(SEED_GROUPS), how="left")
+        write_csv(summary, args.summary_out)
     if args.curves_out:
         aggregate_curves(args.curves, args.curves_out)
     if args.paired_out:
-        paired_comparisons(args.metrics, json.loads(args.pairs or "[]"), args.paired_out)
+        paired = paired_comparisons(args.metrics, json.loads(args.pairs or "[]"), args.paired_out)
+        write_csv(pair_provenance(paired, frame), args.paired_out)  # and whether either run was dirty
     if args.samples_out:
         collect_samples(args.metrics, args.samples_out)
 
@@ -114,6 +119,16 @@ def cmd_report(args) -> None:
 
     build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples,
                  split=json.loads(args.splits) if args.splits else args.split)
+
+
+def cmd_publish(args) -> None:
+    from .report.publish import publish
+
+    record = publish(args.results, args.dest, allow_dirty=args.allow_dirty)
+    if record["overridden"]:
+        print(f"genseg publish: published despite (--allow-dirty, recorded in {Path(args.dest) / 'publish.json'}):\n  "
+              + "\n  ".join(record["overridden"]), file=sys.stderr)
+    print(json.dumps({"dest": str(args.dest), "files": record["files"], "tree_commit": record["tree_commit"]}))
 
 
 def cmd_models(args) -> None:
@@ -273,6 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("publish", help="copy aggregated results into a folder to commit (results/reference/<name>); "
+                                       "refuses runs from a dirty tree and a dirty work tree")
+    p.add_argument("results", help="the workflow's results folder (results/<config>/, with metrics.csv)")
+    p.add_argument("dest", help="where to copy them, e.g. results/reference/<name>")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="publish anyway; the overridden reasons are recorded in DEST/publish.json")
+    p.set_defaults(func=cmd_publish)
+
     p = sub.add_parser("models", help="parameter counts of the paper-size baselines (built offline, random weights)")
     p.add_argument("--num-classes", type=int, default=150, help="default: 150 (ADE20K), as the published counts")
     p.set_defaults(func=cmd_models)
@@ -334,13 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     from .io import LockedError
     from .methods.flowseg.weights import PixNerdWeightsError
     from .methods.gss.dvae import DVAEError
+    from .report.publish import PublishError
     from .weights import WeightsError
 
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
     except (ConfigError, DataError, NonFiniteLossError, CheckpointError, LockedError, DVAEError, PixNerdWeightsError, WeightsError,
-            FileNotFoundError, FileExistsError) as err:
+            PublishError, FileNotFoundError, FileExistsError) as err:
         print(f"genseg {args.command}: error: {err}", file=sys.stderr)
         return 2
     return code or 0

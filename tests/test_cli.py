@@ -15,7 +15,18 @@ def test_cli_train_evaluate_aggregate_report(tmp_path, tiny_synthetic, tiny_conf
         out = run / "eval" / f"test_{domain}.json"
         assert main(["evaluate", str(run), "--split", "test", "--domains", domain, "--out", str(out)]) == 0
     csv = tmp_path / "metrics.csv"
-    assert main(["aggregate", *map(str, sorted((run / "eval").glob("*.json"))), "--out", str(csv)]) == 0
+    summary = tmp_path / "summary.csv"
+    paired_csv = tmp_path / "paired.csv"
+    assert main(["aggregate", *map(str, sorted((run / "eval").glob("*.json"))), "--out", str(csv), "--summary-out", str(summary),
+                 "--pairs", json.dumps([["tiny", "tiny"]]), "--paired-out", str(paired_csv)]) == 0
+    # every row carries the run's provenance: the commit it was trained from is the one it was evaluated from
+    import pandas as pd
+
+    tidy, seeds = pd.read_csv(csv, dtype={"commit": str, "train_commit": str}), pd.read_csv(summary, dtype={"commits": str})
+    assert (tidy["commit"] == tidy["train_commit"]).all() and tidy["config_hash"].nunique() == 1
+    assert set(seeds["commits"]) == set(tidy["commit"]) and "dirty" in seeds.columns
+    paired = pd.read_csv(paired_csv)
+    assert len(paired) == 2 and (paired["dirty"] == tidy["dirty"].any()).all()  # one row per test domain
     assert main(["report", "--metrics", str(csv), "--out-dir", str(tmp_path / "report")]) == 0
     assert "clean (in-domain)" in (tmp_path / "report" / "miou_by_domain.md").read_text()
 

@@ -174,6 +174,8 @@ def test_evaluation_records_the_training_budget(tmp_path, tiny_synthetic, tiny_c
     assert budget["iterations"] == 2 and budget["batch_size"] == 4 and budget["train_wall_seconds"] > 0
     assert budget["upstream"] == [{"experiment": "upstream", "iterations": 2, "batch_size": 4}]
     assert budget_text(budget) == "2 x 4 (+ upstream 2 x 4)"
+    trained = json.loads((tmp_path / "tiny-s0" / "train_metrics.json").read_text())
+    assert budget["train_git_commit"] == trained["provenance"]["git_commit"] != ""  # the commit it was trained from
     record = evaluate_run(tmp_path / "tiny-s0", "test", ["clean"], tmp_path / "e.json", progress=False)
     assert record["budget"] == budget
 

@@ -1,4 +1,6 @@
-"""The paper-reported numbers: the CSV matches methods.md and loads with kind "reported"."""
+"""The paper-reported numbers: the packaged CSV equals an independent transcription of
+methods.md (kept below, typed from ../shared/docs/methods.md, never generated from the CSV),
+cites its papers, and loads with kind "reported"."""
 
 import csv
 import re
@@ -16,6 +18,82 @@ from genseg.report.reference import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+# ---- The independent transcription: one entry a number, (table id, method, backbone, dataset,
+# metric, setting, value as printed), typed from methods.md's "Numbers the papers report".
+ADE, COCO, CITY, MSEG = "ADE20K", "COCO-Stuff-164k", "Cityscapes", "MSeg cross-domain"
+
+
+def _flowseg() -> list[tuple]:
+    rows = [("flowseg_main_ade20k", m, b, ADE, "mIoU", "", v) for m, b, v in [
+        ("DeepLabV3+", "R101", "44.1"), ("SegFormer", "MiT-B2", "46.5"), ("MaskFormer", "Swin-T", "46.7"),
+        ("InstructDiffusion", "unknown", "33.6"), ("PixWizard", "unknown", "32.8"), ("FlowSeg", "PixNerd", "47.1")]]
+    rows += [("flowseg_main_cocostuff", m, b, COCO, "mIoU", "", v) for m, b, v in [
+        ("DeepLabV3+", "R50", "38.4"), ("OCRNet", "HRNet-W48", "42.3"), ("SegFormer", "MiT-B2", "44.6"),
+        ("SymmFlow", "unknown", "39.6"), ("FlowSeg", "PixNerd", "44.9")]]
+    steps = "1: 43.47 · 2: 45.85 · 5: 46.82 · 10: 47.1 · 20: 46.78 · 30: 46.59 · 50: 46.13 · 100: 45.78"
+    rows += [("flowseg_steps", "FlowSeg", "PixNerd", ADE, "mIoU", s, v)
+             for s, v in (item.split(": ") for item in steps.split(" · "))]
+    rows += [("flowseg_objective", m, "PixNerd", ADE, "mIoU", s, v) for m, s, v in [
+        ("v-pred annealed", "annealed", "24.65"), ("v-pred static", "static", "28.15"),
+        ("v-pred static + ignore masking", "static", "29.75"), ("x-pred static + masking", "static", "29.06")]]
+    rows += [("flowseg_repa", "without REPA", "PixNerd", ADE, "mIoU", "false", "29.8"),
+             ("flowseg_repa", "with REPA", "PixNerd", ADE, "mIoU", "true", "32.7")]
+    rows += [("flowseg_distance", m, "PixNerd", ADE, "mIoU", s, v) for m, s, v in [
+        ("sqrt(d)", "sqrt", "28.32"), ("d", "linear", "27.15"), ("1/(d+eps)", "inverse", "29.12"),
+        ("-log(d+eps)", "log", "29.75")]]
+    return rows
+
+
+def _gss() -> list[tuple]:
+    rows = [("gss_main_cityscapes", m, b, CITY, "mIoU", "", v) for m, b, v in [
+        ("GSS-FF", "R101", "77.76"), ("GSS-FT-W", "R101", "78.46"),
+        ("GSS-FF", "Swin-L", "78.90"), ("GSS-FT-W", "Swin-L", "80.05")]]
+    rows += [("gss_main_ade20k", m, "Swin-L", ADE, metric, "", v) for m, metric, v in [
+        ("GSS-FF", "mIoU", "46.29"), ("GSS-FT-W", "mIoU", "48.54"),
+        ("GSS-FF", "mAcc", "57.84"), ("GSS-FT-W", "mAcc", "58.94")]]
+    targets = ["PASCAL VOC", "PASCAL Context", "CamVid", "WildDash", "KITTI", "ScanNet", MSEG]
+    for method, backbone, line in [
+        ("GSS-FF", "HRNet-W48", "64.1 / 37.1 / 72.3 / 59.3 / 62.0 / 40.6 / 52.6"),
+        ("GSS-FT-W", "HRNet-W48", "65.2 / 38.8 / 75.2 / 62.5 / 66.2 / 43.1 / 55.2"),
+        ("GSS-FF", "Swin-L", "78.7 / 45.8 / 74.2 / 61.8 / 65.4 / 46.9 / 59.5"),
+        ("GSS-FT-W", "Swin-L", "79.5 / 47.7 / 75.9 / 65.3 / 68.0 / 49.7 / 61.9"),
+    ]:
+        for target, value in zip(targets, line.split(" / "), strict=True):
+            metric = "h.mean mIoU" if target == MSEG else "mIoU"
+            rows.append(("gss_cross_domain", method, backbone, target, metric, "", value))
+    rows += [("gss_cross_domain", m, b, MSEG, "h.mean mIoU", s, v) for m, b, s, v in [
+        ("MSeg", "HRNet-W48", "160k", "54.9"), ("MSeg", "Swin-L", "160k", "61.7"),
+        ("MSeg (original)", "HRNet", "500k", "59.2")]]
+    rows += [("gss_reconstruction", m, "DALL-E dVAE", ADE, "mIoU", "", v) for m, v in [
+        ("FF-R", "62.83"), ("FF", "84.31"), ("FT", "86.10"), ("TF", "84.37"), ("TT", "36.11"), ("FT-W", "87.73")]]
+    for method, backbone, city, ade in [
+        ("VQGAN without maskige", "VQGAN", "82.16", "81.89"), ("VQGAN with maskige", "VQGAN", "75.09", "42.70"),
+        ("UViM", "UViM", "89.14", "78.98"), ("DALL-E with maskige", "DALL-E dVAE", "95.17", "87.73"),
+    ]:
+        rows += [("gss_posterior", method, backbone, CITY, "mIoU", "", city),
+                 ("gss_posterior", method, backbone, ADE, "mIoU", "", ade)]
+    for method, setting, miou, macc in [
+        ("d=1/8", "d=1/8", "40.64", "52.55"), ("d=1/8 + unlabeled auxiliary", "d=1/8", "43.72", "56.08"),
+        ("d=1/4 + auxiliary", "d=1/4", "43.98", "56.11"), ("d=1/4 + auxiliary + MLA", "d=1/4", "46.29", "57.84"),
+    ]:
+        rows += [("gss_prior", method, "Swin-L", ADE, "mIoU", setting, miou),
+                 ("gss_prior", method, "Swin-L", ADE, "mAcc", setting, macc)]
+    return rows
+
+
+# Where each table is in its paper, as methods.md (or the named document) gives it; None: not recorded.
+LOCATIONS = {
+    "flowseg_main_ade20k": "Table 1",  # shared/docs/pixnerd.md: "FlowSeg's Table 1 row reads ..."
+    "gss_reconstruction": "Table 1",
+    "gss_posterior": "Table 2",
+    "gss_prior": "Table 3",
+    "gss_cross_domain": "Table 6",  # as workflow/config/paper-gss-mseg.yaml cites it
+}
+
+TRANSCRIPTION = _flowseg() + _gss()
+# ---- end of the transcription
+
 METHODS_MD = REPO.parent / "shared/docs/methods.md"
 # A result is a decimal number standing alone: this skips names (R101, MiT-B2, HRNet-W48, SD1.5,
 # SD2.1, IN-1k, 160k, d=1/8), step counts ("1: 43.47") and table numbers (Table 1).
@@ -33,8 +111,43 @@ def section_numbers() -> list[str]:
 
 
 def raw_rows() -> list[dict]:
-    with open(REFERENCE_CSV, newline="") as f:
+    with REFERENCE_CSV.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def test_transcription_count():
+    assert len(TRANSCRIPTION) == 90  # the hand count: FlowSeg 29, GSS 61
+    assert sum(t[0].startswith("flowseg") for t in TRANSCRIPTION) == 29
+
+
+def test_csv_equals_the_transcription():
+    """Every number of the CSV is in the transcription and every transcribed number is in the
+    CSV, with the same table, method, backbone, dataset, metric, setting and printed value."""
+    key = ("table", "method", "backbone", "dataset", "metric", "setting", "value")
+    in_csv = Counter(tuple(r[k] for k in key) for r in raw_rows())
+    transcribed = Counter(TRANSCRIPTION)
+    assert not in_csv - transcribed, f"in the CSV, not transcribed: {sorted(in_csv - transcribed)}"
+    assert not transcribed - in_csv, f"transcribed, not in the CSV: {sorted(transcribed - in_csv)}"
+
+
+def test_every_row_cites_paper_and_location():
+    frame = load_reported()
+    gss, flowseg = frame[frame["paper"] == "GSS"], frame[frame["paper"] == "FlowSeg"]
+    assert set(gss["venue"]) == {"CVPR 2023"} and set(gss["arxiv"]) == {"2303.11316"}
+    assert set(flowseg["venue"]) == {"arXiv preprint"} and set(flowseg["arxiv"]) == {"2603.19218"}
+    for table, rows in frame.groupby("table"):
+        [location] = set(rows["location"])
+        expected = LOCATIONS.get(table)
+        if expected is None:  # not recorded: the row says so rather than guessing a number
+            assert "not recorded" in location, (table, location)
+        else:
+            assert location == expected, (table, location)
+
+
+def test_repository_path_is_a_link_to_the_packaged_csv():
+    link = REPO / "results/reference/paper_reported.csv"
+    assert link.is_symlink() and not Path(link.readlink()).is_absolute()
+    assert link.resolve() == (REPO / "genseg/report/data/paper_reported.csv").resolve()
 
 
 def test_csv_loads_and_is_labelled_reported():
@@ -46,7 +159,7 @@ def test_csv_loads_and_is_labelled_reported():
     assert set(frame["paper"]) == {"FlowSeg", "GSS"}
     assert set(frame["split"]) == {"val"}
     assert set(frame["metric"]) <= {"mIoU", "mAcc", "h.mean mIoU"}
-    assert frame["source"].str.startswith("methods.md:").all()
+    assert (frame["location"].str.len() > 0).all()
 
 
 def test_row_count_and_values_match_methods_md():
@@ -85,7 +198,7 @@ def test_specific_rows():
     assert set(reported("flowseg_distance", frame)["setting"]) == {"sqrt", "linear", "inverse", "log"}
     steps = reported("flowseg_steps", frame)
     assert sorted(int(s) for s in steps["setting"]) == [1, 2, 5, 10, 20, 30, 50, 100]
-    assert steps["source"].str.contains("secondary source").all()
+    assert steps["note"].str.contains("secondary source").all()
 
 
 def test_filter_by_table():
@@ -117,8 +230,8 @@ def test_missing_column_names_file(tmp_path):
 
 def test_extra_column_names_file(tmp_path):
     path = tmp_path / "extra.csv"
-    path.write_text(",".join([*COLUMNS, "note"]) + "\n" + ",".join(["x"] * 8 + ["1.0", "", "s", "n"]) + "\n")
-    with pytest.raises(ValueError, match=r"extra\.csv.*extra columns \['note'\]"):
+    path.write_text(",".join([*COLUMNS, "remark"]) + "\n" + ",".join(["x"] * 8 + ["1.0", "", "v", "a", "l", "n", "r"]) + "\n")
+    with pytest.raises(ValueError, match=r"extra\.csv.*extra columns \['remark'\]"):
         load_reported(path)
 
 
@@ -126,3 +239,29 @@ def test_non_numeric_value_names_file_and_row(tmp_path):
     path = write_broken(tmp_path / "bad_value.csv", value="n/a")
     with pytest.raises(ValueError, match=r"bad_value\.csv: row 2 .*non-numeric value 'n/a'"):
         load_reported(path)
+
+
+def write_rows(path: Path, change: dict) -> Path:
+    rows = raw_rows()[:3]
+    rows[1].update(change)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"location": " "}, r"row 2 .*empty location"),
+    ({"arxiv": "2303.11316"}, r"row 2 .*FlowSeg is 'arXiv preprint', arXiv 2603.19218"),
+    ({"venue": "CVPR 2023"}, r"row 2 .*cites venue 'CVPR 2023'"),
+    ({"paper": "SegFormer"}, r"row 2 .*unknown paper 'SegFormer'"),
+])
+def test_row_without_its_citation_names_file_and_row(tmp_path, change, message):
+    path = write_rows(tmp_path / "uncited.csv", change)
+    with pytest.raises(ValueError, match=r"uncited\.csv: " + message):
+        load_reported(path)
+
+
+def test_arxiv_version_is_accepted(tmp_path):
+    assert len(load_reported(write_rows(tmp_path / "v1.csv", {"arxiv": "2603.19218v1"}))) == 3

@@ -115,6 +115,8 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     miou = frame[frame.metric == "miou"]
     assert set(miou.domain) == {"clean", "shifted"} and miou.value.between(0, 1).all()
     assert miou[miou.domain == "clean"].in_domain.all()
+    # each run's provenance: one config hash per run, trained and evaluated from the same commit
+    assert (miou.groupby("run_id").config_hash.nunique() == 1).all() and (miou.commit == miou.train_commit).all()
     table = (out / "report" / "miou_by_domain.md").read_text()
     assert "deeplabv3plus-r18" in table and "flowseg-kronecker-reshaped" in table and "clean (in-domain)" in table
     assert "\\begin{tabular}" in (out / "report" / "miou_by_domain.tex").read_text()

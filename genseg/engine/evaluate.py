@@ -143,18 +143,20 @@ SMOKE_WEIGHTS = "random (smoke)"  # what a smoke run's outputs say about its wei
 
 
 def training_budget(cfg, run_dir: Path) -> dict:
-    """What a run's training cost: iterations, batch size, train wall seconds (from its
-    ``train_metrics.json``), and the same for each run whose files it starts from (a model
-    option naming ``<run>/model.safetensors``: GSS's posterior and prior)."""
+    """What a run's training cost: iterations, batch size, train wall seconds and the commit it
+    was trained from (from its ``train_metrics.json``), and the same for each run whose files it
+    starts from (a model option naming ``<run>/model.safetensors``: GSS's posterior and prior)."""
     metrics = run_dir / "train_metrics.json"
-    wall = json.loads(metrics.read_text()).get("wall_seconds") if metrics.exists() else None
+    trained = json.loads(metrics.read_text()) if metrics.exists() else {}
+    wall = trained.get("wall_seconds")
     upstream = []
     for value in cfg.model.options.values():
         config = Path(value).parent / "config.yaml" if isinstance(value, str) and value.endswith(".safetensors") else None
         if config is not None and config.is_file():
             other = load_run_config(config)
             upstream.append({"experiment": other.name, "iterations": other.optim.iterations, "batch_size": other.data.batch_size})
-    return {"iterations": cfg.optim.iterations, "batch_size": cfg.data.batch_size, "train_wall_seconds": wall, "upstream": upstream}
+    return {"iterations": cfg.optim.iterations, "batch_size": cfg.data.batch_size, "train_wall_seconds": wall, "upstream": upstream,
+            "train_git_commit": trained.get("provenance", {}).get("git_commit", "unknown")}
 
 
 def evaluate_loaded(cfg, model, dev, run_id: str, split: str, domain: str, out: Path, predict_options: dict | None = None,

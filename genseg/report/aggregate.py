@@ -19,6 +19,8 @@ COLUMNS = [
     "run_id", "experiment", "method", "seed", "dataset", "train_domains", "split", "domain",
     "in_domain", "variant", "predict_options", "steps", "nfe", "model_options", "budget", "metric", "value", "pretrained",
 ]
+PROVENANCE_COLUMNS = ["commit", "train_commit", "dirty", "config_hash"]
+COLUMNS += PROVENANCE_COLUMNS
 
 
 def budget_text(budget: dict | None) -> str:
@@ -28,6 +30,39 @@ def budget_text(budget: dict | None) -> str:
     own = f"{budget['iterations']} x {budget['batch_size']}"
     upstream = ", ".join(f"{u['experiment']} {u['iterations']} x {u['batch_size']}" for u in budget.get("upstream", []))
     return f"{own} (+ {upstream})" if upstream else own
+
+
+def provenance_columns(record: dict) -> dict:
+    """The run's provenance as columns: ``commit`` the evaluation ran from, ``train_commit`` the
+    training ran from (``unknown`` when the record predates it or git was absent), ``dirty``
+    (either had uncommitted changes: ``git_commit`` ends ``+dirty``) and ``config_hash``."""
+    commit = record["provenance"].get("git_commit", "unknown")
+    train_commit = (record.get("budget") or {}).get("train_git_commit", "unknown")
+    return {
+        "commit": commit.removesuffix("+dirty"),
+        "train_commit": train_commit.removesuffix("+dirty"),
+        "dirty": commit.endswith("+dirty") or train_commit.endswith("+dirty"),
+        "config_hash": record["provenance"].get("config_hash", ""),
+    }
+
+
+def group_provenance(frame: pd.DataFrame, by) -> pd.DataFrame:
+    """Per group of ``by`` (a summary's rows): the commits its runs were evaluated and trained from
+    (sorted, space-separated) and whether any of them was ``dirty``."""
+    by, rows = list(by), []
+    for key, group in frame.groupby(by, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        commits = sorted(set(group["commit"]) | set(group["train_commit"]))
+        rows.append({**dict(zip(by, key)), "commits": " ".join(commits), "dirty": bool(group["dirty"].any())})
+    return pd.DataFrame(rows, columns=[*by, "commits", "dirty"])
+
+
+def pair_provenance(paired: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``paired`` (rows a, b, seed) with ``dirty``: whether either run of the pair (from the tidy
+    ``frame``'s provenance) was trained or evaluated from a dirty tree."""
+    dirty = frame.groupby(["experiment", "seed"])["dirty"].any().to_dict()
+    flags = [bool(dirty.get((a, s), False) or dirty.get((b, s), False)) for a, b, s in zip(paired["a"], paired["b"], paired["seed"])]
+    return paired.assign(dirty=flags)
 
 
 def tidy_rows(record: dict) -> list[dict]:
@@ -50,6 +85,7 @@ def tidy_rows(record: dict) -> list[dict]:
         "model_options": json.dumps(record["model"], sort_keys=True),
         "budget": budget_text(record.get("budget")),
         "pretrained": record.get("pretrained", ""),  # "random (smoke)" for a smoke run's weights
+        **provenance_columns(record),
     }
     scores = record["scores"]
     rows = [dict(key, metric=m, value=scores[m]) for m in SUMMARY_METRICS]

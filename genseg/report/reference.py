@@ -1,18 +1,28 @@
-"""Numbers the papers report (FlowSeg, GSS), read from ``results/reference/paper_reported.csv``.
+"""Numbers the papers report (FlowSeg, GSS), read from the package's ``data/paper_reported.csv``
+(``results/reference/paper_reported.csv`` in the repository is a symlink to it).
 
 Every row is a number a paper printed, never one of ours: :func:`load_reported` labels each
-row ``kind = "reported"`` so reported and reproduced numbers are never mixed.
+row ``kind = "reported"`` so reported and reproduced numbers are never mixed. Every row cites
+its paper (``paper``, ``venue``, ``arxiv``) and where in it the number is (``location``).
 """
 
 from __future__ import annotations
 
+import re
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-REFERENCE_CSV = Path(__file__).resolve().parents[2] / "results/reference/paper_reported.csv"
+REFERENCE_CSV = resources.files("genseg.report") / "data" / "paper_reported.csv"
 
-COLUMNS = ("paper", "table", "method", "backbone", "pretraining", "dataset", "split", "metric", "value", "setting", "source")
+COLUMNS = (
+    "paper", "table", "method", "backbone", "pretraining", "dataset", "split", "metric", "value", "setting",
+    "venue", "arxiv", "location", "note",
+)
+# What each paper's rows must cite (venue, arXiv id); the same for every row of one paper.
+PAPERS = {"GSS": ("CVPR 2023", "2303.11316"), "FlowSeg": ("arXiv preprint", "2603.19218")}
+ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?")
 
 TABLES = (
     "flowseg_main_ade20k",
@@ -34,9 +44,13 @@ def load_reported(path: str | Path | None = None) -> pd.DataFrame:
     """The reported numbers (``value`` in percent, as printed) with ``kind = "reported"``.
 
     Text columns stay strings (an empty ``setting`` is ``""``). Raises ``ValueError`` naming
-    the file for missing or extra columns, a non-numeric ``value`` or an unknown table id.
+    the file for missing or extra columns, a non-numeric ``value``, an unknown table id or a
+    row without its citation (unknown paper, wrong venue or arXiv id, empty ``location``).
     """
-    path = Path(path) if path is not None else REFERENCE_CSV
+    if path is None:
+        with resources.as_file(REFERENCE_CSV) as packaged:
+            return load_reported(packaged)
+    path = Path(path)
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in frame.columns]
     extra = [c for c in frame.columns if c not in COLUMNS]
@@ -50,6 +64,16 @@ def load_reported(path: str | Path | None = None) -> pd.DataFrame:
     unknown = sorted(set(frame["table"]) - set(TABLES))
     if unknown:
         raise ValueError(f"{path}: unknown table ids {unknown}; known: {list(TABLES)}")
+    for i, row in frame.iterrows():
+        where = f"{path}: row {i + 1} (line {i + 2}: {row['table']} / {row['method']})"
+        if row["paper"] not in PAPERS:
+            raise ValueError(f"{where}: unknown paper {row['paper']!r}; known: {list(PAPERS)}")
+        venue, arxiv = PAPERS[row["paper"]]
+        if row["venue"] != venue or not ARXIV_ID.fullmatch(row["arxiv"]) or row["arxiv"].split("v")[0] != arxiv:
+            raise ValueError(f"{where}: cites venue {row['venue']!r}, arXiv {row['arxiv']!r}; "
+                             f"{row['paper']} is {venue!r}, arXiv {arxiv} (optionally with its version, {arxiv}v2)")
+        if not row["location"].strip():
+            raise ValueError(f"{where}: empty location (the paper's table or figure, or why it is not recorded)")
     frame = frame[list(COLUMNS)].copy()
     frame["value"] = values.astype(float)
     frame["kind"] = "reported"
