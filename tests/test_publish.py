@@ -54,6 +54,9 @@ def test_paired_rows_say_whether_either_run_was_dirty():
                          + tidy_rows(record(run_id="c-s0")))
     paired = pd.DataFrame([{"a": "a", "b": "b", "seed": 0, "delta": 0.1}, {"a": "a", "b": "c", "seed": 0, "delta": 0.2}])
     assert pair_provenance(paired, frame)["dirty"].tolist() == [True, False]
+    frame = pd.concat([frame, pd.DataFrame(tidy_rows(record(CLEAN, OTHER + "+dirty", run_id="c-s1", seed=1)))])
+    pooled = pd.DataFrame([{"a": "a", "b": "c", "seed": "all", "delta": 0.2}, {"a": "a", "b": "c", "seed": "0", "delta": 0.2}])
+    assert pair_provenance(pooled, frame)["dirty"].tolist() == [True, False]  # over seeds: any run of either
 
 
 def git(repo, *args):

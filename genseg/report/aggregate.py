@@ -59,9 +59,16 @@ def group_provenance(frame: pd.DataFrame, by) -> pd.DataFrame:
 
 def pair_provenance(paired: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """``paired`` (rows a, b, seed) with ``dirty``: whether either run of the pair (from the tidy
-    ``frame``'s provenance) was trained or evaluated from a dirty tree."""
-    dirty = frame.groupby(["experiment", "seed"])["dirty"].any().to_dict()
-    flags = [bool(dirty.get((a, s), False) or dirty.get((b, s), False)) for a, b, s in zip(paired["a"], paired["b"], paired["seed"])]
+    ``frame``'s provenance) was trained or evaluated from a dirty tree; for a row over seeds
+    (``seed`` all), any run of either experiment."""
+    dirty = frame.groupby(["experiment", "seed"])["dirty"].any()
+    by_run = {(e, str(s)): bool(v) for (e, s), v in dirty.items()}
+    by_experiment = {e: bool(v) for e, v in dirty.groupby(level=0).any().items()}
+
+    def flag(experiment: str, seed) -> bool:
+        return by_experiment.get(experiment, False) if str(seed) == "all" else by_run.get((experiment, str(seed)), False)
+
+    flags = [flag(a, s) or flag(b, s) for a, b, s in zip(paired["a"], paired["b"], paired["seed"])]
     return paired.assign(dirty=flags)
 
 
