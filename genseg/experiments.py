@@ -122,8 +122,9 @@ def apply_overlay(workflow: dict) -> dict:
 
 
 def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs",
-                weights_dir: str | Path | None = None) -> dict[str, RunConfig]:
-    """Every run of the workflow config, checked strictly; errors name the experiment.
+                weights_dir: str | Path | None = None, require_upstream: bool = True) -> dict[str, RunConfig]:
+    """Every run of the workflow config, checked strictly; errors name the experiment, and (with
+    ``require_upstream``) a run that starts from a run the config does not train.
 
     ``data_root`` "" leaves the root to ``$GENSEG_DATA/<dataset>`` at run time; ``runs_dir``
     fills ``{runs}`` placeholders, ``weights_dir`` (default ``$GENSEG_WEIGHTS``) ``{weights}``,
@@ -155,7 +156,7 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
                 runs[run_id(name, seed)] = RunConfig.from_dict(data)
             except ConfigError as err:
                 raise ConfigError(f"experiment {name!r}: {err}") from None
-    for rid, cfg in runs.items():  # a run may start only from runs this config trains
+    for rid, cfg in runs.items() if require_upstream else ():  # a run starts only from runs this config trains
         for path in upstream_files(cfg, runs_dir):
             upstream = Path(path).parent.name
             if RUN_ID.fullmatch(upstream) and upstream not in runs:
