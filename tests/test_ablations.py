@@ -69,33 +69,37 @@ def test_two_files_feeding_one_table_are_refused(tmp_path):
         load_ablations(tmp_path)
 
 
-def test_shipped_ablations_stay_out_of_the_default_config():
-    """The default's budget goes to the headline rows' seeds: every shipped ablation file runs in its own config."""
+def test_shipped_ablations_expand_on_the_default_config():
     expanded, rows = expand(workflow(), load_ablations(REPO / "ablations"))
-    assert rows == [] and expanded["experiments"] == workflow()["experiments"]
+    feeds = {r["feeds"] for r in rows}
+    assert feeds == {"flowseg_conditioning"}  # the other FlowSeg ablations: workflow/config/flowseg-ablations.yaml
+    base_rows = [r for r in rows if r["experiment"] == "flowseg-kronecker-reshaped"]
+    assert {r["label"] for r in base_rows} == {"pixel features, shifted grid"}
 
 
-def test_conditioning_config_runs_the_default_flowseg_run():
-    """workflow/config/flowseg-conditioning.yaml: the default's data, run-config defaults and FlowSeg
-    (reshaped) run, one seed, and the conditioning ablation on it (its base row is that run)."""
-    default, extra = (yaml.safe_load((REPO / "workflow/config" / f"{n}.yaml").read_text()) for n in ("default", "flowseg-conditioning"))
-    assert extra["dataset"] == default["dataset"] and extra["defaults"] == default["defaults"]
-    assert extra["train_domains"] == default["train_domains"] and extra["seeds"] == [0]
-    base = "flowseg-kronecker-reshaped"
-    ours, theirs = run_configs(extra, "data")[f"{base}-s0"], run_configs(default, "data")[f"{base}-s0"]
-    assert ours.to_dict() == theirs.to_dict()
-    expanded, rows = expand(extra, load_ablations(REPO / "ablations"))
-    assert {r["feeds"] for r in rows} == {"flowseg_conditioning"}
-    assert {r["label"] for r in rows if r["experiment"] == base} == {"pixel features, shifted grid"}
-    assert len(run_configs(expanded, "data")) == 6
+def test_seeds_overlay_gives_the_headline_rows_three_seeds_and_no_ablation():
+    """`--config overlay=seeds`: the seven headline rows with seeds 0-2, everything else with one,
+    no ablation file (they join the config named `default`), results in default-seeds."""
+    from genseg.experiments import apply_overlay
+
+    config = apply_overlay({**workflow(), "overlay": "seeds"})
+    assert config["name"] == "default-seeds"
+    expanded, rows = expand(config, load_ablations(REPO / "ablations"))
+    assert rows == []
+    runs = run_configs(expanded, "data")
+    three = {"deeplabv3plus-r18", "segformer-b0", "mask2former-swin", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped",
+             "gss-ff", "gss-ft"}
+    for name in config["experiments"]:
+        assert sorted(r for r in runs if r.rsplit("-s", 1)[0] == name) == [f"{name}-s{s}" for s in ([0, 1, 2] if name in three else [0])]
+    plain = run_configs(workflow(), "data")  # seed 0 of every run is the default's own run
+    assert all(runs[r].to_dict() == plain[r].to_dict() for r in plain)
 
 
 def test_variants_of_a_multi_seed_base_run_with_the_config_seeds():
     """A base with its own three seeds: its variants run with the config's seeds (one), the base
     row keeps its three."""
     config = workflow()
-    config["experiments"] = {"flowseg-kronecker-reshaped": config["experiments"]["flowseg-kronecker-reshaped"]}
-    assert config["experiments"]["flowseg-kronecker-reshaped"]["seeds"] == [0, 1, 2]
+    config["experiments"] = {"flowseg-kronecker-reshaped": {**config["experiments"]["flowseg-kronecker-reshaped"], "seeds": [0, 1, 2]}}
     ablation = Ablation(name="tau", description="", base="flowseg-kronecker-reshaped", variants={"2": {"model.tau": 2.0}},
                         feeds="tau", figure="none", configs=("default",))
     expanded, rows = expand(config, [ablation])

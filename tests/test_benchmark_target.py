@@ -84,6 +84,7 @@ def test_gpu_hours_are_an_assumed_estimate():
         assert "assumed" in r["basis"]
 
 
+@pytest.mark.slow
 def test_dry_run_plans_the_benchmarks_rule_outside_the_default_target(tmp_path):
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "-n", "--directory", str(tmp_path)]

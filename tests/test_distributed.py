@@ -59,6 +59,7 @@ def _group_norm_process(rank, world, cfg, run_dir, devices):
     return train_module.train_process(rank, world, cfg, run_dir, devices)
 
 
+@pytest.mark.slow
 def test_two_processes_train_exactly_as_one_at_the_global_batch(tmp_path, tiny_synthetic, monkeypatch):
     """No batch statistics and no random draw in the model: 2 processes x 2 images give one process's
     batch-4 weights and losses to float tolerance (the gradient is averaged over ranks; the ranks read
@@ -80,6 +81,7 @@ def test_two_processes_train_exactly_as_one_at_the_global_batch(tmp_path, tiny_s
     assert half["effective_batch_size"] == 4 and max((a[k] - c[k]).abs().max().item() for k in a) > 1e-4
 
 
+@pytest.mark.slow
 def test_two_processes_at_global_batch_follow_one_process(tmp_path, tiny_synthetic, two_process_run):
     """DeepLabV3+ at global batch 4: 2 processes x 2 images vs 1 x 4. Its BatchNorm statistics are
     per rank (2 images; SyncBN runs on accelerators only) and its ASPP dropout draws differ per rank,
@@ -99,6 +101,7 @@ def test_two_processes_at_global_batch_follow_one_process(tmp_path, tiny_synthet
         assert not torch.equal(f.get_tensor("rng.torch"), f.get_tensor("rng.rank1.torch"))
 
 
+@pytest.mark.slow
 def test_killed_two_process_run_resumes_to_the_same_weights(tmp_path, tiny_synthetic, tiny_config, two_process_run):
     """SIGKILL to the whole job (launcher and both ranks) mid-run; the rerun resumes from the
     last checkpoint and ends with the uninterrupted run's weights."""

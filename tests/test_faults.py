@@ -224,6 +224,7 @@ def _kill_when(job, condition, timeout=300.0):
     job.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["after a random step", "inside a checkpoint write"])
 def test_sigkill_then_rerun_gives_the_uninterrupted_weights(tmp_path, tiny_synthetic, tiny_config, moment):
     """A real SIGKILL to a running ``genseg train`` (at a random step, or while its checkpoint's temp

@@ -17,6 +17,7 @@ def _env(out):
                 PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")])))
 
 
+@pytest.mark.slow
 def test_dry_run_takes_every_step_and_writes_the_summary(tmp_path):
     out = tmp_path / "gpu-check"
     run = subprocess.run([str(SCRIPT), "--dry-run"], cwd=REPO, env=_env(out), capture_output=True, text=True, timeout=400)

@@ -30,6 +30,7 @@ def _loss_curve(model, images, labels, precision: str, steps: int) -> list[float
     return losses
 
 
+@pytest.mark.slow
 def test_bf16_loss_curve_follows_fp32(tiny_config, tmp_path):
     """30 AdamW steps on one fixed batch: bf16 autocast decreases the loss as fp32 does, final
     loss within 10% relative (and not identical: autocast really ran in bfloat16)."""
@@ -115,6 +116,7 @@ def test_accumulating_two_micro_batches_is_one_double_batch(tmp_path, tiny_synth
     assert single["effective_batch_size"] == 2 and max((a[k] - c[k]).abs().max().item() for k in a) > 1e-4
 
 
+@pytest.mark.slow
 def test_train_in_fp16_scales_the_loss_and_checkpoints_the_scaler(tmp_path, tiny_synthetic, tiny_config):
     """fp16 (CPU autocast supports it): GradScaler, unscaled before clipping; its state is in the checkpoint."""
     cfg = tiny_config(tiny_synthetic, optim__iterations=2, optim__grad_clip=1.0, train__precision="fp16")
@@ -151,6 +153,7 @@ def _evaluate(run, out, **eval_overrides):
     return evaluate_loaded(cfg, model, dev, run.name, "test", "clean", out)
 
 
+@pytest.mark.slow
 def test_bf16_evaluation_is_within_tolerance_of_fp32(trained_fp32, tmp_path, monkeypatch):
     """eval.precision bf16 on fp32-trained weights: predict runs under bfloat16 autocast, the record
     says so, and mIoU is within BF16_EVAL_MIOU_TOLERANCE of the fp32 evaluation's."""

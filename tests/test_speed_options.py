@@ -112,6 +112,7 @@ def test_activation_checkpointing_without_support_is_a_config_error(tmp_path, ti
     assert not (tmp_path / "run" / "checkpoint.json").exists()
 
 
+@pytest.mark.slow
 def test_compiled_training_trains_and_keeps_checkpoint_keys(tmp_path, tiny_synthetic, tiny_config, monkeypatch):
     """train.compile: the loss runs through torch.compile (backend 'eager' here: inductor's C++ build
     takes minutes on this 2-core CPU); weights and checkpoint keys are the non-compiled run's."""

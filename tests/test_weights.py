@@ -253,6 +253,7 @@ def _paper_like_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_workflow_preflight_dry_run_warns_and_plans(tmp_path, weights_dir):
     dry = _snakemake(tmp_path, "-n", "--configfile", str(_paper_like_file(tmp_path)))
     assert dry.returncode == 0, dry.stderr[-2000:]
@@ -260,6 +261,7 @@ def test_workflow_preflight_dry_run_warns_and_plans(tmp_path, weights_dir):
     assert "train" in dry.stdout and "This was a dry-run" in dry.stdout
 
 
+@pytest.mark.slow
 def test_shipped_paper_config_plans_with_the_preflight_message(tmp_path, weights_dir):
     env = {k: v for k, v in os.environ.items() if k != "GENSEG_DATA"}  # no datasets, no weights: as on this machine
     dry = _snakemake(tmp_path, "-n", "--configfile", str(REPO / "workflow/config/paper-flowseg-ade20k.yaml"), env=env)
@@ -268,6 +270,7 @@ def test_shipped_paper_config_plans_with_the_preflight_message(tmp_path, weights
     assert "This was a dry-run" in dry.stdout
 
 
+@pytest.mark.slow
 def test_workflow_preflight_stops_a_real_run_before_any_job(tmp_path, weights_dir):
     real = _snakemake(tmp_path, "--cores", "1", "--configfile", str(_paper_like_file(tmp_path)))
     assert real.returncode != 0
@@ -305,6 +308,7 @@ def test_smp_timm_encoder_refuses_another_models_file(tmp_path):
         build_method(ModelConfig("deeplabv3plus", {"encoder": "tu-resnet18", "pretrained_file": str(other)}), 4)
 
 
+@pytest.mark.slow
 def test_workflow_preflight_warn_starts_jobs_and_prints_once(tmp_path, weights_dir):
     path = _paper_like_file(tmp_path)
     target = "results/paper-test/runs/ocrnet-s0/config.yaml"  # a local job: writes the run config only

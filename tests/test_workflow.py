@@ -13,6 +13,8 @@ import torch
 import yaml
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # every test here runs Snakemake in a subprocess: the slow tier
+
 
 def snakemake(*args, cwd=REPO, check=True):
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
@@ -33,9 +35,7 @@ def tiny_workflow_config(name="tiny"):
     keep = ("deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped",
             "vqvae-d4", "maskige-ff", "maskige-ft", "gss-ff", "gss-ft")  # GSS: its three stages, chained
     cfg["experiments"] = {name: cfg["experiments"][name] for name in keep}
-    for name in keep:  # the headline rows' three seeds: two for the pair FlowSeg - DeepLabV3+, one elsewhere
-        cfg["experiments"][name].pop("seeds", None)
-    for name in ("deeplabv3plus-r18", "flowseg-kronecker-reshaped"):
+    for name in ("deeplabv3plus-r18", "flowseg-kronecker-reshaped"):  # two seeds: the pair FlowSeg - DeepLabV3+ over seeds
         cfg["experiments"][name]["seeds"] = [0, 1]
     for name in keep[1:]:
         optim = cfg["experiments"][name].get("optim", {})
@@ -83,7 +83,6 @@ def readme_examples() -> dict[str, str]:
     return {m[1]: m[2] for m in re.finditer(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```", text, re.S)}
 
 
-@pytest.mark.slow
 def test_end_to_end_in_a_temporary_folder(tmp_path):
     """The tiny workflow, with the README's worked ablation example (a .yaml and a .smk) added."""
     examples = readme_examples()
@@ -216,10 +215,10 @@ def test_figures_target_rebuilds_every_table_and_figure_from_committed_results(t
     assert "figures" in plan and not re.search(r"\b(train|evaluate|synthetic_data|aggregate)\b", plan.split("Job stats")[-1])
     snakemake("--cores", "1", "figures", "--directory", str(tmp_path))
     out = tmp_path / "results" / "figures"
-    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md",
+    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md", "flowseg_conditioning.md",
                  "gss_reconstruction.md", "gss_prior.md", "paired_tests.md", "flowseg_repa.md"):
         assert (out / name).stat().st_size > 100, name
-    for name in ("flowseg_steps", "flowseg_convergence", "vector_field", "qualitative", "latency", "miou_by_domain"):
+    for name in ("flowseg_steps", "flowseg_convergence", "flowseg_conditioning", "vector_field", "qualitative", "latency", "miou_by_domain"):
         assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.pdf").exists(), name
     assert "reported" in (out / "main_results.md").read_text()
     assert (out / "benchmark.tsv").exists()  # the rule's wall time and memory (snakemake benchmark)
@@ -357,7 +356,6 @@ def cross_domain_config(tmp_path):
     return cfg
 
 
-@pytest.mark.slow
 def test_cross_domain_protocols_on_camvid_and_idd_lite_fixtures(tmp_path, monkeypatch):
     monkeypatch.setenv("GENSEG_DATA", str(tmp_path / "data"))
     (tmp_path / "xdomain.yaml").write_text(yaml.safe_dump(cross_domain_config(tmp_path)))
