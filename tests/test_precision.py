@@ -215,6 +215,8 @@ def test_auto_precision_is_bf16_where_the_accelerator_supports_it(monkeypatch, t
     assert tiny_config(tmp_path).train.precision == "auto"
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    # A device object only (no tensor is made): the one accelerator type torch can name without
+    # hardware, with its bf16 support patched both ways.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
