@@ -103,7 +103,9 @@ def apply_overlay(workflow: dict) -> dict:
 
     An overlay's ``every_experiment`` is merged over each experiment (after the experiment's own
     keys, so it wins over them), then the overlay's ``experiments.<name>`` over that one. An
-    overlay may not add experiments."""
+    overlay's ``experiments`` may only change experiments of the config (a typo is an error); the
+    experiments that exist only in an overlay are its ``add_experiments`` (a name the config already
+    has is an error)."""
     name = workflow.get("overlay") or ""
     if not name:
         return workflow
@@ -112,11 +114,17 @@ def apply_overlay(workflow: dict) -> dict:
         raise ConfigError(f"overlay {name!r} is not defined in this config's overlays; defined: {', '.join(overlays) or 'none'}")
     overlay = dict(overlays[name])
     every, own = overlay.pop("every_experiment", {}), overlay.pop("experiments", {})
+    added = overlay.pop("add_experiments", {}) or {}
     extra = sorted(set(own) - set(workflow["experiments"]))
     if extra:
-        raise ConfigError(f"overlays.{name}.experiments.{extra[0]}: not an experiment of this config; expected one of {', '.join(workflow['experiments'])}")
+        raise ConfigError(f"overlays.{name}.experiments.{extra[0]}: not an experiment of this config; expected one of {', '.join(workflow['experiments'])}"
+                          f" (an experiment only this overlay runs goes under overlays.{name}.add_experiments)")
+    clash = sorted(set(added) & set(workflow["experiments"]))
+    if clash:
+        raise ConfigError(f"overlays.{name}.add_experiments.{clash[0]}: the config already has this experiment; change it under overlays.{name}.experiments")
     out = merge({k: v for k, v in workflow.items() if k not in ("overlay", "overlays")}, overlay)
-    out["experiments"] = {e: merge(merge(c or {}, every), own.get(e) or {}) for e, c in workflow["experiments"].items()}
+    experiments = {**workflow["experiments"], **added}
+    out["experiments"] = {e: merge(merge(c or {}, every), own.get(e) or {}) for e, c in experiments.items()}
     out["name"] = overlay.get("name", f"{workflow['name']}-{name}")
     return out
 

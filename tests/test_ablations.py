@@ -69,12 +69,24 @@ def test_two_files_feeding_one_table_are_refused(tmp_path):
         load_ablations(tmp_path)
 
 
-def test_shipped_ablations_expand_on_the_default_config():
-    expanded, rows = expand(workflow(), load_ablations(REPO / "ablations"))
-    feeds = {r["feeds"] for r in rows}
-    assert feeds == {"flowseg_conditioning"}  # the other FlowSeg ablations: workflow/config/flowseg-ablations.yaml
+def test_shipped_ablations_join_the_ablations_overlay_not_the_default():
+    """The default runs no ablation file (its 25-minute budget); `--config overlay=ablations` runs
+    the conditioning ablation and GSS's prior ablation with only the runs they need."""
+    from genseg.experiments import apply_overlay, select_experiments
+
+    assert expand(workflow(), load_ablations(REPO / "ablations"))[1] == []
+    config = apply_overlay({**workflow(), "overlay": "ablations"})
+    config = select_experiments(config, config["only"])
+    assert config["name"] == "default-ablations"
+    assert set(config["experiments"]) == {"flowseg-kronecker-reshaped", "gss-ff", "vqvae-d4", "gss-ff-d8", "gss-ff-d8-noaux", "vqvae-d8"}
+    expanded, rows = expand(config, load_ablations(REPO / "ablations"))
+    assert {r["feeds"] for r in rows} == {"flowseg_conditioning"}  # the other FlowSeg ablations: workflow/config/flowseg-ablations.yaml
     base_rows = [r for r in rows if r["experiment"] == "flowseg-kronecker-reshaped"]
     assert {r["label"] for r in base_rows} == {"pixel features, shifted grid"}
+    runs = run_configs(expanded, "data")
+    assert len(runs) == 6 + 5 and runs["gss-ff-d8-s0"].model.options["downsample"] == 8
+    plain = run_configs(workflow(), "data")  # the shared runs are the default's own
+    assert all(runs[r].to_dict() == plain[r].to_dict() for r in runs if r in plain)
 
 
 def test_seeds_overlay_gives_the_headline_rows_three_seeds_and_no_ablation():

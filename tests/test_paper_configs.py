@@ -57,12 +57,19 @@ def test_paper_config_is_strict_and_names_pretrained_files_by_placeholder(path, 
             assert "#" in line or text.index(line) > text.index("overlays:"), f"{path.name}: no source for {stripped!r}"
 
 
-def test_overlay_may_not_add_experiments():
+def test_overlay_adds_experiments_only_under_add_experiments():
     workflow = {"name": "x", "experiments": {"a": {}}, "overlay": "smoke", "overlays": {"smoke": {"experiments": {"b": {}}}}}
-    with pytest.raises(ConfigError, match=r"overlays.smoke.experiments.b: not an experiment of this config"):
+    with pytest.raises(ConfigError, match=r"overlays.smoke.experiments.b: not an experiment of this config.*add_experiments"):
         apply_overlay(workflow)
     with pytest.raises(ConfigError, match=r"overlay 'tiny' is not defined"):
         apply_overlay({**workflow, "overlay": "tiny"})
+    clash = {**workflow, "overlays": {"smoke": {"add_experiments": {"a": {}}}}}
+    with pytest.raises(ConfigError, match=r"overlays.smoke.add_experiments.a: the config already has"):
+        apply_overlay(clash)
+    added = {**workflow, "overlays": {"smoke": {"every_experiment": {"seed": 1}, "add_experiments": {"b": {"model": {"m": 2}}}}}}
+    out = apply_overlay(added)
+    assert out["experiments"] == {"a": {"seed": 1}, "b": {"model": {"m": 2}, "seed": 1}}
+    assert "b" not in apply_overlay({**added, "overlay": ""})["experiments"]
 
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.stem)
