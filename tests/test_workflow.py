@@ -16,8 +16,8 @@ from conftest import REPO
 pytestmark = pytest.mark.slow  # every test here runs Snakemake in a subprocess: the slow tier
 
 
-def snakemake(*args, cwd=REPO, check=True):
-    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+def snakemake(*args, cwd=REPO, check=True, env=None):
+    env = dict(env or os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), *args]
     run = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and run.returncode != 0:
@@ -53,14 +53,18 @@ def planned_jobs(run) -> str:
     return run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("profile", ["default", "gpu", "slurm"])
+@pytest.mark.parametrize("profile", ["", "gpu", "slurm"])
 def test_default_config_plans_with_each_profile(profile, tmp_path):
+    """`snakemake -n` with each profile; with none (from the repository root), profiles/default is in
+    effect: it prints the shell commands."""
     if profile == "slurm" and importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
-    run = snakemake("-n", "--profile", str(REPO / "profiles" / profile), "--directory", str(tmp_path))
+    run = snakemake("-n", *(["--profile", str(REPO / "profiles" / profile)] if profile else []), "--directory", str(tmp_path))
     text = planned_jobs(run)
     for rule in ("synthetic_data", "train", "evaluate", "aggregate", "report"):
         assert rule in text, rule
+    if not profile:
+        assert "genseg generate-synthetic" in text
 
 
 def test_config_typo_fails_before_any_job(tmp_path):
@@ -155,13 +159,6 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     assert record["resumed_from"] == 0 and written["optim"]["lr"] == 5e-3
 
 
-def test_plain_snakemake_uses_the_default_profile(tmp_path):
-    """`snakemake -n` from the repository root, no --profile: profiles/default is in effect (it prints
-    the shell commands)."""
-    run = snakemake("-n", "--directory", str(tmp_path))
-    assert "genseg generate-synthetic" in run.stdout + run.stderr
-
-
 def test_data_roots_reach_the_shell_quoted(tmp_path):
     """A root with a space and a command substitution is a folder name, not a command."""
     cfg = tiny_workflow_config()
@@ -181,16 +178,6 @@ def test_snakefiles_are_snakefmt_clean():
 
 
 PAPER_CONFIGS = sorted((REPO / "workflow/config").glob("paper-*.yaml"))
-
-
-@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.stem)
-def test_paper_config_plans_every_row_of_its_table(tmp_path, path):
-    """Every paper config plans each experiment (training and val evaluation) without data or weights."""
-    text = planned_jobs(snakemake("-n", "--configfile", str(path), "--directory", str(tmp_path)))
-    name = yaml.safe_load(path.read_text())["name"]
-    for experiment in yaml.safe_load(path.read_text())["experiments"]:
-        assert f"results/{name}/runs/{experiment}-s0/eval/val/index.json" in text, experiment
-    assert "synthetic_data" not in text and f"results/{name}/report/main_results.md" in text
 
 
 def test_smoke_overlay_plans_into_its_own_results_folder(tmp_path):
@@ -244,22 +231,30 @@ RESOURCE_KEYS = ("train_threads", "train_mem_mb", "train_runtime_min", "eval_thr
 
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.stem)
-def test_slurm_jobs_carry_their_configs_resources(tmp_path, path):
-    """`snakemake -n --profile profiles/slurm` of a paper config: every train job asks for the
+def test_paper_config_plans_every_row_with_its_slurm_resources(tmp_path, path):
+    """Every paper config plans each experiment (training and val evaluation) without data or
+    weights, and under `snakemake -n --profile profiles/slurm` every train job asks for the
     config's train_threads (cpus_per_task: SLURM --cpus-per-task), train_mem_mb (--mem),
     train_runtime_min (-t) and gpus_per_job (--gpus); every evaluate job for eval_threads, eval_mem_mb
     and eval_runtime_min, or eval_sweep_runtime_min when its method has a sweep (FlowSeg's steps).
-    The profile sets none of them for these rules."""
+    The profile sets none of them for these rules. No datasets and no weights (as on this machine):
+    the pre-flight message names what is missing, once. (One dry run per config serves all three.)"""
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
+    env = {k: v for k, v in os.environ.items() if k != "GENSEG_DATA"} | {"GENSEG_WEIGHTS": str(tmp_path / "weights")}
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert not {"train", "evaluate"} & set(profile.get("set-resources", {}) | profile.get("set-threads", {}))
     config = yaml.safe_load(path.read_text())
     res = config["resources"]
     assert set(res) == set(RESOURCE_KEYS), "a paper config sizes every job resource"  # no silent defaults
     swept = {m for m in config["evaluate"].get("sweeps", {})}
-    run = snakemake("-n", "--profile", str(REPO / "profiles/slurm"), "--configfile", str(path), "--directory", str(tmp_path))
-    jobs = planned_job_resources(planned_jobs(run))
+    run = snakemake("-n", "--profile", str(REPO / "profiles/slurm"), "--configfile", str(path), "--directory", str(tmp_path), env=env)
+    text = planned_jobs(run)
+    assert run.stderr.count(f"genseg pre-flight, config '{config['name']}'") == 1 and f"dataset {config['dataset']['name']}" in run.stderr
+    for experiment in config["experiments"]:
+        assert f"results/{config['name']}/runs/{experiment}-s0/eval/val/index.json" in text, experiment
+    assert "synthetic_data" not in text and f"results/{config['name']}/report/main_results.md" in text
+    jobs = planned_job_resources(text)
     trains = [j for j in jobs if j["rule"] in TRAIN_RULES]
     evals = [j for j in jobs if j["rule"] == "evaluate"]
     assert len(trains) == len(evals) == len(config["experiments"]) * len(config["seeds"])
