@@ -100,16 +100,18 @@ def synthetic(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
             raise DataError(f"{meta_path}: unknown domain {domain!r}; this dataset has {known}")
     if split not in meta["splits"]:
         raise DataError(f"{meta_path}: unknown split {split!r}; this dataset has {list(meta['splits'])}")
-    pairs = []
+    pairs, parts = [], []
     for domain in domains:
         folder = root / domain / split
         pairs += pair_by_stem(folder / "images", folder / "labels")
+        parts.append(len(pairs) - sum(parts))
     classes = tuple(meta["classes"])
     return SplitSpec(
         name=f"synthetic/{split}/{'+'.join(domains)}",
         classes=classes,
         pairs=tuple(pairs),
         label_lut=identity_lut(len(classes), (meta.get("ignore_index", 255),)),
+        parts=tuple(parts) if len(parts) > 1 else (),  # the domains, for data.balance
     )
 
 
