@@ -95,3 +95,18 @@ def test_training_samples_with_the_unions_parts_when_balanced(balance, parts, ti
                       data__train_domains=["clean", "shifted"], data__crop_size=16, data__balance=balance)
     train_module.train(cfg, tmp_path / "run")
     assert seen == [parts]
+
+
+def test_balanced_training_resumes_to_the_straight_runs_weights(tiny_synthetic, tiny_config, tmp_path, monkeypatch):
+    """The checkpoint's step restarts the balanced stream where it stopped: bitwise the straight run."""
+    from test_engine import assert_resume_is_exact
+    from toy_method import TOY_SPEC
+
+    from genseg import methods
+    from genseg.engine.train import train
+
+    monkeypatch.setitem(methods.METHODS, "toy", TOY_SPEC)
+    cfg = tiny_config(tiny_synthetic, model={"method": "toy"}, data__train_domains=["clean", "shifted"], data__crop_size=16,
+                      data__balance="equal", train__val_every=0)
+    train(cfg, tmp_path / "straight")
+    assert_resume_is_exact(cfg, tmp_path / "straight", tmp_path / "resumed", monkeypatch)

@@ -239,6 +239,7 @@ def test_full_mseg_config_reads_every_training_table_and_stops_at_missing_data(t
     workflow = apply_overlay({**yaml.safe_load((REPO / "workflow/config/paper-gss-mseg.yaml").read_text()), "overlay": ""})
     cfg = next(iter(run_configs(workflow, tmp_path, tmp_path / "runs").values()))
     assert cfg.data.train_domains == ("ade20k", "bdd", "cityscapes", "coco_panoptic", "idd", "mapillary", "sunrgbd")
+    assert cfg.data.balance == "equal"  # GSS's RepeatDataset factors: each dataset ~1/7 of the stream
     taxonomy = load_taxonomy("mseg")
     for dataset in cfg.data.train_domains:
         table = training_table(taxonomy, dataset, cfg.data.ignore_classes.get(dataset, ()))

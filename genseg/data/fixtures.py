@@ -66,7 +66,7 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
 
 FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes", "camvid", "idd_lite")
 # what `genseg write-fixture` writes for paper-gss-mseg.yaml's smoke overlay (also linked as <root>/mseg/<member>)
-MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "pascal_context", "wilddash")
+MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "sunrgbd", "pascal_context", "wilddash")
 MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "idd", "pascal_context", "kitti", "wilddash", "scannet", "sunrgbd")
 
 # raw label values drawn for rectangles, and the unlabelled value, per dataset
