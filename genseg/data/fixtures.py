@@ -4,9 +4,10 @@ MSeg datasets of :data:`MSEG_FIXTURE_DATASETS`) for smoke runs and tests.
 Each image is a few coloured rectangles over a background; its label gives each rectangle a
 class in the dataset's raw encoding (ADE20K 1..150 with 0 "other"; CamVid 0..10 with 11 void;
 Cityscapes label ids for KITTI and WildDash; NYU40 ids for ScanNet; Mapillary 0..64 with 65
-Unlabeled; SUN RGB-D 1..37 with 0 unlabeled (its archive's ``label38/``); the others train ids with 255 ignore), with a few unlabelled pixels. Split lists
-(PASCAL Context, ScanNet) are written too. CamVid also gets a test split (SegNet's layout has
-one); IDD-Lite is written inside ``idd20k_lite/``, the folder its official archive unpacks to.
+Unlabeled; SUN RGB-D 1..37 with 0 unlabeled, in its archive's ``label38/``; the others train ids
+with 255 ignore), with a few unlabelled pixels. Split lists (PASCAL Context, ScanNet) are written
+too. CamVid also gets a test split (SegNet's layout has one); IDD-Lite is written inside
+``idd20k_lite/``, the folder its official archive unpacks to.
 ``write_smoke_dvae`` writes a random tiny DALL-E dVAE file for smoke runs of GSS.
 """
 

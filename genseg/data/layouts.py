@@ -421,7 +421,7 @@ def voc(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
 
 
 # --------------------------------------------------------------------------------------
-# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary, IDD; testing
+# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary, IDD, SUN RGB-D; testing
 # PASCAL Context, KITTI, WildDash, ScanNet. Class lists in genseg/data/class_lists.py.
 # --------------------------------------------------------------------------------------
 
@@ -671,10 +671,11 @@ def sunrgbd(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
     _no_domains("sunrgbd", domains)
     on_disk = _split_name("sunrgbd", split, {"train": "train", "val": "test", "test": "test"})
     image_dir = _require_dir(root / "image" / on_disk, "sunrgbd", SUNRGBD_LAYOUT)
-    found = next(((root / name / on_disk, lut) for name, lut in _SUNRGBD_LABELS if (root / name / on_disk).is_dir()), None)
-    if found is None:
-        _require_dir(root / _SUNRGBD_LABELS[0][0] / on_disk, "sunrgbd", SUNRGBD_LAYOUT)
-    label_dir, lut = found
+    found = [(root / name / on_disk, lut) for name, lut in _SUNRGBD_LABELS if (root / name / on_disk).is_dir()]
+    if not found:
+        raise DataError(f"sunrgbd: missing folder {root / 'label38' / on_disk} (or label37/, semseg-label37/); "
+                        f"expected layout:\n{SUNRGBD_LAYOUT}")
+    label_dir, lut = found[0]
     images = {int(p.stem[4:]): p for p in image_dir.glob("img-*.jpg") if p.stem[4:].isdigit()}
     labels = {int(p.stem): p for p in label_dir.glob("*.png") if p.stem.isdigit()}
     unlabelled, orphans = sorted(images.keys() - labels.keys()), sorted(labels.keys() - images.keys())

@@ -273,6 +273,7 @@ def to_universal(spec: SplitSpec, taxonomy: Taxonomy, dataset: str, ignore: Sequ
         pairs=spec.pairs,
         label_lut=relabelled,
         lut_of_pair=spec.lut_of_pair,
+        parts=spec.parts,
     )
 
 
