@@ -88,6 +88,8 @@ def test_fixture_writer_writes_the_layout_the_adapter_reads(dataset, tmp_path):
     splits = {"train": 3, "val": 2}
     if dataset == "kitti":
         splits["val"] = 50  # MSeg's list
+    if dataset == "sunrgbd":
+        splits["val"] = 475  # MSeg's list
     if dataset == "wilddash":
         splits = {"val": 2}
     for split, count in splits.items():
@@ -205,6 +207,19 @@ def test_sunrgbd_pairs_numbered_images_and_labels_into_the_universal_classes(fol
     taxonomy = load_taxonomy("mseg")
     label = SegmentationDataset(to_universal(spec, taxonomy, "sunrgbd"))[len(spec.pairs) - 1]["label"]
     assert label[0, 0] == IGNORE_INDEX and set(label.unique().tolist()) == {taxonomy.classes.index("chair_other"), IGNORE_INDEX}
+
+
+def test_sunrgbd_val_is_mseg_list_and_test_all_of_image_test(tmp_path):
+    root = write_fixture("sunrgbd", tmp_path / "sunrgbd", num_train=1, size=(6, 8))
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / "image/test/img-000002.jpg")  # not in MSeg's list
+    Image.fromarray(np.zeros((6, 8), np.uint8)).save(root / "label38/test/00000002.png")
+    val = load_split("sunrgbd", str(root), "val")
+    assert [p.name for p, _ in val.pairs][:3] == ["img-000001.jpg", "img-000025.jpg", "img-000026.jpg"] and len(val.pairs) == 475
+    assert len(load_split("sunrgbd", str(root), "test").pairs) == 476
+    (root / "image/test/img-001163.jpg").unlink()
+    (root / "label38/test/00001163.png").unlink()
+    with pytest.raises(DataError, match=r"split val \(MSeg's list\) needs .*image/test/img-001163\.jpg .*1 of its 475"):
+        load_split("sunrgbd", str(root), "val")
 
 
 def test_sunrgbd_names_the_missing_label_and_values_outside_its_ids(tmp_path):

@@ -91,7 +91,12 @@ _RAW = {
 
 
 def _indices(dataset: str, split: str, count: int) -> list[int]:
-    """Which pairs a split holds: KITTI's val is MSeg's 50-image list, its train other images; WildDash has val only."""
+    """Which pairs a split holds: KITTI's val is MSeg's 50-image list, its train other images; SUN RGB-D's val
+    MSeg's 475-image list; WildDash has val only."""
+    if dataset == "sunrgbd" and split == "val":
+        from .class_lists import SUNRGBD_MSEG_VAL
+
+        return [n - 1 for n in SUNRGBD_MSEG_VAL]  # image number n = i + 1
     if dataset == "kitti":
         from .class_lists import KITTI_MSEG_VAL
 

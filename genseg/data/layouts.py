@@ -32,6 +32,7 @@ from .class_lists import (
     SCANNET_CLASSES,
     SCANNET_NYU40_IDS,
     SUNRGBD_CLASSES,
+    SUNRGBD_MSEG_VAL,
 )
 
 DATA_ENV = "GENSEG_DATA"
@@ -651,7 +652,8 @@ SUNRGBD_LAYOUT = """\
                                                    label38/; an unrenamed label37/ is read the same way)
   or <root>/semseg-label37/{train,test}/<n>.png    MSeg's remapped labels (mseg_remap_sunrgbd.sh): 0..36, 255 ignored
   (depth/ is not read; the first label folder found, in the order above, is read)
-splits: train (image/train, 5285 images), val (image/test, 5050 images; MSeg's own val list is 475 of them)"""
+splits: train (image/train, 5285 images), val (the 475 images of MSeg's sunrgbd-37 val list, from image/test),
+        test (image/test, all 5050)"""
 
 # SUN RGB-D label folders, in the order they are looked for: (name, raw value -> train id)
 _SUNRGBD_LABELS = (
@@ -662,7 +664,8 @@ _SUNRGBD_LABELS = (
 
 
 def sunrgbd(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
-    """SUN RGB-D, 37 classes: ``image/<split>/img-<n:06d>.jpg`` with ``<labels>/<split>/<n:08d>.png``.
+    """SUN RGB-D, 37 classes: ``image/<split>/img-<n:06d>.jpg`` with ``<labels>/<split>/<n:08d>.png``;
+    ``val`` is MSeg's 475-image list, ``test`` all of ``image/test``.
 
     Layout: mseg-api (commit edb615d3cfc74bef3ed3c0a417fd0d4a92c10a7a)
     ``download_scripts/mseg_download_sunrgbd.sh`` and ``mseg_remap_sunrgbd.sh``; the image-label
@@ -685,8 +688,14 @@ def sunrgbd(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
         raise DataError(f"sunrgbd: label {labels[orphans[0]]} has no image: expected {image_dir / f'img-{orphans[0]:06d}.jpg'}")
     if not images:
         raise DataError(f"sunrgbd: no img-<n>.jpg images in {image_dir}; expected layout:\n{SUNRGBD_LAYOUT}")
-    pairs = tuple((images[n], labels[n]) for n in sorted(images))
-    return SplitSpec(f"sunrgbd/{split}", SUNRGBD_CLASSES, pairs, lut)
+    numbers = sorted(images)
+    if split == "val":
+        missing = [n for n in SUNRGBD_MSEG_VAL if n not in images]
+        if missing:
+            raise DataError(f"sunrgbd: split val (MSeg's list) needs {image_dir / f'img-{missing[0]:06d}.jpg'} and its label "
+                            f"{label_dir / f'{missing[0]:08d}.png'}; {len(missing)} of its {len(SUNRGBD_MSEG_VAL)} images are missing")
+        numbers = SUNRGBD_MSEG_VAL
+    return SplitSpec(f"sunrgbd/{split}", SUNRGBD_CLASSES, tuple((images[n], labels[n]) for n in numbers), lut)
 
 
 # name -> (adapter, the on-disk layout it expects, shown in errors)
