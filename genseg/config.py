@@ -47,6 +47,7 @@ class DataConfig:
     cat_max_ratio: float = 1.0  # mmseg: RandomCrop retries a crop one class fills more than this (1: never)
     batch_size: int = 16
     num_workers: int = 0
+    balance: str = "none"  # or "equal": each training dataset 1/D of the stream (genseg.data.base.StreamSampler)
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,10 @@ def _check_values(cfg: RunConfig) -> None:
         if not isinstance(mults, dict) or set(mults) - {"lr_mult", "decay_mult"} or not all(
                 isinstance(v, (int, float)) and v >= 0 for v in mults.values()):
             raise ConfigError(f"optim.custom_keys.{key}: expected a mapping of lr_mult and/or decay_mult to numbers >= 0, got {mults!r}")
+    from .data.base import BALANCES
+
+    if cfg.data.balance not in BALANCES:
+        raise ConfigError(f"data.balance must be one of {', '.join(BALANCES)}, got {cfg.data.balance!r}")
     if cfg.data.pipeline not in ("default", "mmseg"):
         raise ConfigError(f"data.pipeline must be 'default' or 'mmseg', got {cfg.data.pipeline!r}")
     if not 0 <= cfg.data.max_ignored_fraction <= 1:

@@ -44,6 +44,23 @@ def _interrupt_at(monkeypatch, call_index, make_error):
     monkeypatch.setattr(PixelClassifier, "training_loss", patched)
 
 
+def assert_resume_is_exact(cfg, straight, resumed, monkeypatch) -> None:
+    """A run of ``cfg`` killed during step 3 (after the step-2 checkpoint) and rerun ends with the
+    weights of the ``straight`` run, bitwise."""
+
+    def stop(loss):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 3, stop)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, resumed)
+    assert json.loads((resumed / "checkpoint.json").read_text())["step"] == 2
+    assert train(cfg, resumed)["resumed_from"] == 2
+    a, b = (load_file(str(run / "model.safetensors")) for run in (straight, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_train_writes_run_and_resume_is_exact(tmp_path, tiny_synthetic, monkeypatch, tiny_config):
     cfg = tiny_config(tiny_synthetic)
     straight = train(cfg, tmp_path / "straight")
@@ -55,19 +72,7 @@ def test_train_writes_run_and_resume_is_exact(tmp_path, tiny_synthetic, monkeypa
     assert straight["peak_memory_mb"] > 0 and straight["provenance"]["seed"] == 0
     assert straight["loader_images_per_s"] > 0 and 0 < straight["data_wait_fraction"] < 1  # is the loop fed?
 
-    def stop(loss):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        _interrupt_at(m, 3, stop)  # dies during step 3, after the step-2 checkpoint
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg, tmp_path / "resumed")
-    assert json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())["step"] == 2
-    resumed = train(cfg, tmp_path / "resumed")
-    assert resumed["resumed_from"] == 2
-    a = load_file(str(run / "model.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resume_is_exact(cfg, run, tmp_path / "resumed", monkeypatch)
     lines = (tmp_path / "resumed" / "val_curve.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ["step", "2", "4"]
 

@@ -88,6 +88,8 @@ def test_fixture_writer_writes_the_layout_the_adapter_reads(dataset, tmp_path):
     splits = {"train": 3, "val": 2}
     if dataset == "kitti":
         splits["val"] = 50  # MSeg's list
+    if dataset == "sunrgbd":
+        splits["val"] = 475  # MSeg's list
     if dataset == "wilddash":
         splits = {"val": 2}
     for split, count in splits.items():
@@ -99,7 +101,7 @@ def test_fixture_writer_writes_the_layout_the_adapter_reads(dataset, tmp_path):
         assert values <= set(range(spec.num_classes)) | {IGNORE_INDEX} and values - {IGNORE_INDEX}
 
 
-@pytest.mark.parametrize("dataset", ["bdd", "cityscapes"])
+@pytest.mark.parametrize("dataset", ["bdd", "cityscapes", "sunrgbd"])
 def test_fixture_training_members_relabel_into_the_universal_taxonomy(dataset, tmp_path):
     root = write_fixture(dataset, tmp_path / dataset, size=(12, 16))
     spec = to_universal(load_split(dataset, str(root), "val"), load_taxonomy("mseg"), dataset)
@@ -167,6 +169,7 @@ def test_wilddash_pairs_images_with_label_ids_beside_them(tmp_path):
         ("mapillary", "training/labels", "training/labels"),
         ("pascal_context", "VOCdevkit/VOC2010/ImageSets/SegmentationContext/train.txt", "SegmentationContext/train.txt"),
         ("scannet", "scannetv2_train.txt", "scannetv2_train.txt"),
+        ("sunrgbd", "label38/train", "label38/train"),
     ],
 )
 def test_wrong_layout_names_the_expected_path_and_the_layout(dataset, remove, expected, tmp_path):
@@ -178,6 +181,55 @@ def test_wrong_layout_names_the_expected_path_and_the_layout(dataset, remove, ex
         load_split(dataset, str(root), split)
     assert str(root / remove) in str(err.value) and expected in str(err.value)
     assert LAYOUTS[dataset][1] in str(err.value)
+
+
+def _sunrgbd_pixel(root, folder: str, raw: int):
+    """Write one SUN RGB-D train pair, image 7, whose label is ``raw`` everywhere but an unlabelled corner."""
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / "image/train/img-000007.jpg")
+    label = np.full((6, 8), raw, np.uint8)
+    label[0, 0] = 0 if folder != "semseg-label37" else 255
+    (root / folder / "train").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(label).save(root / folder / "train/00000007.png")
+
+
+@pytest.mark.parametrize("folder, raw", [("label38", 5), ("label37", 5), ("semseg-label37", 4)])
+def test_sunrgbd_pairs_numbered_images_and_labels_into_the_universal_classes(folder, raw, tmp_path):
+    """``image/train/img-000007.jpg`` pairs with ``<labels>/train/00000007.png``; the archive's labels
+    (0 unlabeled, 5 chair) and MSeg's remapped ones (4 chair, 255) both give universal chair_other."""
+    root = write_fixture("sunrgbd", tmp_path / "sunrgbd", num_train=2, size=(6, 8))
+    if folder != "label38":
+        shutil.rmtree(root / "label38")
+        (root / "image/train/img-000001.jpg").unlink()
+        (root / "image/train/img-000002.jpg").unlink()
+    _sunrgbd_pixel(root, folder, raw)
+    spec = load_split("sunrgbd", str(root), "train")
+    assert [(p.name, q.name) for p, q in spec.pairs][-1] == ("img-000007.jpg", "00000007.png")
+    taxonomy = load_taxonomy("mseg")
+    label = SegmentationDataset(to_universal(spec, taxonomy, "sunrgbd"))[len(spec.pairs) - 1]["label"]
+    assert label[0, 0] == IGNORE_INDEX and set(label.unique().tolist()) == {taxonomy.classes.index("chair_other"), IGNORE_INDEX}
+
+
+def test_sunrgbd_val_is_mseg_list_and_test_all_of_image_test(tmp_path):
+    root = write_fixture("sunrgbd", tmp_path / "sunrgbd", num_train=1, size=(6, 8))
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(root / "image/test/img-000002.jpg")  # not in MSeg's list
+    Image.fromarray(np.zeros((6, 8), np.uint8)).save(root / "label38/test/00000002.png")
+    val = load_split("sunrgbd", str(root), "val")
+    assert [p.name for p, _ in val.pairs][:3] == ["img-000001.jpg", "img-000025.jpg", "img-000026.jpg"] and len(val.pairs) == 475
+    assert len(load_split("sunrgbd", str(root), "test").pairs) == 476
+    (root / "image/test/img-001163.jpg").unlink()
+    (root / "label38/test/00001163.png").unlink()
+    with pytest.raises(DataError, match=r"split val \(MSeg's list\) needs .*image/test/img-001163\.jpg .*1 of its 475"):
+        load_split("sunrgbd", str(root), "val")
+
+
+def test_sunrgbd_names_the_missing_label_and_values_outside_its_ids(tmp_path):
+    root = write_fixture("sunrgbd", tmp_path / "sunrgbd", num_train=2, size=(6, 8))
+    (root / "label38/train/00000002.png").unlink()
+    with pytest.raises(DataError, match=r"image .*img-000002\.jpg has no label: expected .*label38/train/00000002\.png"):
+        load_split("sunrgbd", str(root), "train")
+    Image.fromarray(np.full((6, 8), 38, np.uint8)).save(root / "label38/train/00000002.png")
+    with pytest.raises(DataError, match=r"label .*00000002\.png has values \[38\]"):
+        SegmentationDataset(load_split("sunrgbd", str(root), "train"))[1]
 
 
 def test_mapillary_reads_the_v2_archives_v12_labels(tmp_path):
@@ -202,6 +254,7 @@ def test_full_mseg_config_reads_every_training_table_and_stops_at_missing_data(t
     workflow = apply_overlay({**yaml.safe_load((REPO / "workflow/config/paper-gss-mseg.yaml").read_text()), "overlay": ""})
     cfg = next(iter(run_configs(workflow, tmp_path, tmp_path / "runs").values()))
     assert cfg.data.train_domains == ("ade20k", "bdd", "cityscapes", "coco_panoptic", "idd", "mapillary", "sunrgbd")
+    assert cfg.data.balance == "equal"  # GSS's RepeatDataset factors: each dataset ~1/7 of the stream
     taxonomy = load_taxonomy("mseg")
     for dataset in cfg.data.train_domains:
         table = training_table(taxonomy, dataset, cfg.data.ignore_classes.get(dataset, ()))

@@ -180,11 +180,12 @@ def test_snakefiles_are_snakefmt_clean():
 PAPER_CONFIGS = sorted((REPO / "workflow/config").glob("paper-*.yaml"))
 
 
-def test_smoke_overlay_plans_into_its_own_results_folder(tmp_path):
-    path = REPO / "workflow/config/paper-gss-ade20k.yaml"
+@pytest.mark.parametrize("name", ["paper-gss-ade20k", "paper-gss-mseg"])
+def test_smoke_overlay_plans_into_its_own_results_folder(tmp_path, name):
+    path = REPO / f"workflow/config/{name}.yaml"
     text = planned_jobs(snakemake("-n", "--configfile", str(path), "--config", "overlay=smoke", "--directory", str(tmp_path)))
-    assert "results/paper-gss-ade20k-smoke/runs/gss-ft-w-swin-l-s0/model.safetensors" in text
-    assert "results/paper-gss-ade20k/" not in text
+    assert f"results/{name}-smoke/runs/gss-ft-w-swin-l-s0/model.safetensors" in text
+    assert f"results/{name}/" not in text
 
 
 @pytest.mark.parametrize("name,expected", [("camvid", "gss-ff-s0"), ("road", "flowseg-kronecker-reshaped-s0"),

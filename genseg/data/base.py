@@ -29,7 +29,8 @@ class SplitSpec:
 
     ``label_lut`` is int16[256] (raw value -> train id, 255 ignore, -1 undefined), or
     int16[P, 256] with ``lut_of_pair[i]`` naming the row for pair ``i`` (a union of
-    datasets, each relabelled through its own table).
+    datasets, each relabelled through its own table). ``parts``: a union's dataset sizes,
+    in pair order (what ``data.balance: equal`` balances; empty for one dataset).
     """
 
     name: str
@@ -37,6 +38,7 @@ class SplitSpec:
     pairs: tuple[tuple[Path, Path], ...]
     label_lut: np.ndarray
     lut_of_pair: tuple[int, ...] = ()
+    parts: tuple[int, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -171,6 +173,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         }
 
 
+BALANCES = ("none", "equal")  # data.balance
+
+
 class StreamSampler(torch.utils.data.Sampler):
     """Endless stream of ``(index, position)``: epoch ``e`` is a permutation seeded by (seed, e).
 
@@ -178,23 +183,52 @@ class StreamSampler(torch.utils.data.Sampler):
     continues with the same batches. With ``world`` > 1 processes, rank ``rank`` takes its
     contiguous ``batch / world`` slice of every global batch of ``batch`` positions (``start``
     is a global position at a batch boundary), so the ranks together read the one-process stream.
+
+    ``parts`` (the sizes of D >= 2 datasets concatenated in index order) balances them, as GSS's
+    MSeg config does with RepeatDataset (each dataset repeated to about the largest one's size,
+    fudan-zvg/GSS configs/_base_/datasets/mseg_for_vqseg.py): an epoch is ``L = max(parts)``
+    draws of every dataset, shuffled together by (seed, e), so each gives 1/D of the stream.
+    Dataset d's draws continue its own stream of permutations, the k-th seeded by (seed, d, k, 1):
+    each of its images is drawn L/n_d times per epoch, give or take one.
     """
 
-    def __init__(self, size: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1):
+    def __init__(self, size: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, batch: int = 1,
+                 parts: Sequence[int] = ()):
         if world > 1 and (batch % world or start % batch):
             raise ValueError(f"StreamSampler: batch {batch} must split over {world} ranks and start {start} be a batch boundary")
+        if parts and (sum(parts) != size or min(parts) < 1):
+            raise ValueError(f"StreamSampler: parts {list(parts)} must be sizes >= 1 adding up to {size}")
         self.size = size
         self.seed = seed
         self.start = start
         self.rank, self.world, self.batch = rank, world, batch
+        self.parts = tuple(parts) if len(parts) > 1 else ()
+        self.epoch_size = len(self.parts) * max(self.parts) if self.parts else size
+
+    def epoch(self, epoch: int) -> np.ndarray:
+        """The indices of epoch ``epoch``, in stream order."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.epoch_size)
+        if not self.parts:
+            return order
+        draws, offset = [], 0
+        for part, n in enumerate(self.parts):
+            draws.append(offset + _draws(self.seed, part, n, epoch * max(self.parts), max(self.parts)))
+            offset += n
+        return np.concatenate(draws)[order]
 
     def __iter__(self):
         position = self.start
         share = self.batch // self.world
         while True:
-            epoch, offset = divmod(position, self.size)
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-            for index in order[offset:]:
+            epoch, offset = divmod(position, self.epoch_size)
+            for index in self.epoch(epoch)[offset:]:
                 if self.world == 1 or (position % self.batch) // share == self.rank:
                     yield int(index), position
                 position += 1
+
+
+def _draws(seed: int, part: int, n: int, first: int, count: int) -> np.ndarray:
+    """Positions ``first .. first + count - 1`` of dataset ``part``'s stream (its n images, permutation after permutation)."""
+    k0, k1 = first // n, (first + count - 1) // n
+    stream = np.concatenate([np.random.default_rng([seed, part, k, 1]).permutation(n) for k in range(k0, k1 + 1)])
+    return stream[first - k0 * n:][:count]

@@ -4,9 +4,10 @@ MSeg datasets of :data:`MSEG_FIXTURE_DATASETS`) for smoke runs and tests.
 Each image is a few coloured rectangles over a background; its label gives each rectangle a
 class in the dataset's raw encoding (ADE20K 1..150 with 0 "other"; CamVid 0..10 with 11 void;
 Cityscapes label ids for KITTI and WildDash; NYU40 ids for ScanNet; Mapillary 0..64 with 65
-Unlabeled; the others train ids with 255 ignore), with a few unlabelled pixels. Split lists
-(PASCAL Context, ScanNet) are written too. CamVid also gets a test split (SegNet's layout has
-one); IDD-Lite is written inside ``idd20k_lite/``, the folder its official archive unpacks to.
+Unlabeled; SUN RGB-D 1..37 with 0 unlabeled, in its archive's ``label38/``; the others train ids
+with 255 ignore), with a few unlabelled pixels. Split lists (PASCAL Context, ScanNet) are written
+too. CamVid also gets a test split (SegNet's layout has one); IDD-Lite is written inside
+``idd20k_lite/``, the folder its official archive unpacks to.
 ``write_smoke_dvae`` writes a random tiny DALL-E dVAE file for smoke runs of GSS.
 """
 
@@ -58,13 +59,16 @@ def _paths(dataset: str, split: str, i: int) -> tuple[str, str]:
     if dataset == "scannet":
         scene = f"scene{700 * (split == 'val') + i // 2:04d}_00"
         return f"scannet_frames_25k/{scene}/color/{100 * (i % 2):06d}.jpg", f"scannet_frames_25k/{scene}/label/{100 * (i % 2):06d}.png"
+    if dataset == "sunrgbd":
+        folder = {"train": "train", "val": "test"}[split]
+        return f"image/{folder}/img-{i + 1:06d}.jpg", f"label38/{folder}/{i + 1:08d}.png"
     raise ValueError(f"no fixture layout for dataset {dataset!r}; expected one of {', '.join(FIXTURE_DATASETS + MSEG_FIXTURE_DATASETS)}")
 
 
 FIXTURE_DATASETS = ("ade20k", "cocostuff", "cityscapes", "camvid", "idd_lite")
 # what `genseg write-fixture` writes for paper-gss-mseg.yaml's smoke overlay (also linked as <root>/mseg/<member>)
-MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "pascal_context", "wilddash")
-MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "idd", "pascal_context", "kitti", "wilddash", "scannet")
+MSEG_SMOKE_MEMBERS = ("cityscapes", "bdd", "sunrgbd", "pascal_context", "wilddash")
+MSEG_FIXTURE_DATASETS = ("mapillary", "bdd", "coco_panoptic", "idd", "pascal_context", "kitti", "wilddash", "scannet", "sunrgbd")
 
 # raw label values drawn for rectangles, and the unlabelled value, per dataset
 _CITYSCAPES_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33, 1, 4)  # 1, 4: ignored ids
@@ -82,11 +86,17 @@ _RAW = {
     "wilddash": (_CITYSCAPES_IDS, 0),
     "scannet": (range(1, 41), 0),
     "idd": (range(0, 40), 35),
+    "sunrgbd": (range(1, 38), 0),
 }
 
 
 def _indices(dataset: str, split: str, count: int) -> list[int]:
-    """Which pairs a split holds: KITTI's val is MSeg's 50-image list, its train other images; WildDash has val only."""
+    """Which pairs a split holds: KITTI's val is MSeg's 50-image list, its train other images; SUN RGB-D's val
+    MSeg's 475-image list; WildDash has val only."""
+    if dataset == "sunrgbd" and split == "val":
+        from .class_lists import SUNRGBD_MSEG_VAL
+
+        return [n - 1 for n in SUNRGBD_MSEG_VAL]  # image number n = i + 1
     if dataset == "kitti":
         from .class_lists import KITTI_MSEG_VAL
 

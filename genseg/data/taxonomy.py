@@ -273,11 +273,13 @@ def to_universal(spec: SplitSpec, taxonomy: Taxonomy, dataset: str, ignore: Sequ
         pairs=spec.pairs,
         label_lut=relabelled,
         lut_of_pair=spec.lut_of_pair,
+        parts=spec.parts,
     )
 
 
 def union(specs: Sequence[SplitSpec], name: str | None = None) -> SplitSpec:
-    """Concatenate splits that share ``classes``; each pair keeps its own lut (2-D ``label_lut``)."""
+    """Concatenate splits that share ``classes``; each pair keeps its own lut (2-D ``label_lut``),
+    each split is one of the union's ``parts``."""
     if not specs:
         raise DataError("union of no splits")
     classes = tuple(specs[0].classes)
@@ -300,12 +302,14 @@ def union(specs: Sequence[SplitSpec], name: str | None = None) -> SplitSpec:
             lut_of_pair.append(row_of[key])
         pairs.extend(spec.pairs)
     label_lut = np.stack(rows) if rows else np.asarray(specs[0].label_lut, dtype=np.int16).reshape(-1, 256)[:1]
+    parts = tuple(n for spec in specs for n in (spec.parts or (len(spec.pairs),)))
     return SplitSpec(
         name=name or "+".join(spec.name for spec in specs),
         classes=classes,
         pairs=tuple(pairs),
         label_lut=label_lut,
         lut_of_pair=tuple(lut_of_pair),
+        parts=parts if len(parts) > 1 else (),
     )
 
 

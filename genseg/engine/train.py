@@ -239,7 +239,8 @@ def _train(rank: int, world: int, lead: bool, cfg: RunConfig, run_dir: Path, dev
     loader = torch.utils.data.DataLoader(
         train_set,
         batch_size=batch // world,
-        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * k * batch, rank=rank, world=world, batch=batch),
+        sampler=StreamSampler(len(train_set), cfg.seed, start=start_step * k * batch, rank=rank, world=world, batch=batch,
+                              parts=train_spec.parts if cfg.data.balance == "equal" else ()),
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG (dropout) resumable
