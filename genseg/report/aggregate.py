@@ -255,13 +255,16 @@ def aggregate_curves(paths: list[str | Path], out: str | Path, frame: pd.DataFra
 
 
 def parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each column of mixed Python types (paired.csv's ``seed``: numbers and ``all``)
-    as text, as its CSV reads back; parquet needs one type per column."""
+    """``frame`` as its CSV reads back where parquet needs a choice: a column of mixed Python types
+    (paired.csv's ``seed``: numbers and ``all``) as text, a column with no value (``steps`` of
+    runs without sampling steps) as float nan; parquet holds one type per column."""
     def text(v):
         return v if v is None or isinstance(v, str) or v != v else str(v)
 
-    mixed = [c for c in frame.columns if frame[c].dtype == object and frame[c].dropna().map(type).nunique() > 1]
-    return frame.assign(**{c: frame[c].map(text) for c in mixed})
+    objects = [c for c in frame.columns if frame[c].dtype == object]
+    mixed = {c: frame[c].map(text) for c in objects if frame[c].dropna().map(type).nunique() > 1}
+    empty = {c: frame[c].astype("float64") for c in objects if frame[c].isna().all()}
+    return frame.assign(**mixed, **empty)
 
 
 def write_results(frame: pd.DataFrame, out: str | Path) -> None:
