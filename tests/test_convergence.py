@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from genseg.report import figures
 from genseg.report.aggregate import aggregate_curves
 from genseg.report.families import report_files
 from genseg.report.stats import time_to_fraction
@@ -93,6 +94,11 @@ def test_curves_take_their_identity_from_the_metrics():
 
 def test_the_convergence_table_sits_beside_its_figure():
     assert set(report_files()["convergence"]) == {"png", "pdf", "md", "tex"}
+    runs = curve_runs(curves_fixture(), identity_rows()).drop_duplicates("run_id")
+    models = dict(zip(runs.experiment, figures._models(runs, list(runs.objective))))
+    assert models == {"deeplabv3plus-r18": "DeepLabV3+", "flowseg-kronecker-reshaped": "FlowSeg",  # one colour,
+                      "flowseg-kronecker-vanilla": "FlowSeg",  # the objectives told apart by dashes
+                      "flowseg-kronecker-reshaped+flowseg-tau=0.5": "FlowSeg flowseg-tau=0.5"}
 
 
 def test_aggregate_curves_joins_the_run_identity(tmp_path):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 import yaml
 
 from ..ablations import variant_identity
