@@ -102,20 +102,22 @@ def test_the_convergence_table_sits_beside_its_figure():
 
 
 def test_aggregate_curves_joins_the_run_identity(tmp_path):
-    for run, points in (("run-d0", [(100, 0.5, 1.0)]), ("run-new", [(100, 0.4, 2.0)])):
+    # run-new's mIoU reads as integers (a tiny run's 0), run-d1 has no point (no iterations)
+    for run, points in (("run-d0", [(100, 0.5, 1.0)]), ("run-new", [(100, 0, 2.0)]), ("run-d1", [])):
         folder = tmp_path / "runs" / run
         folder.mkdir(parents=True)
         pd.DataFrame(points, columns=["step", "val_miou", "wall_seconds"]).to_csv(folder / "val_curve.csv", index=False)
     (tmp_path / "runs/run-new/config.yaml").write_text(yaml.safe_dump(
         {"name": "segformer-b0+width=2", "seed": 3, "model": {"method": "segformer"}}))  # not evaluated yet
-    paths = [tmp_path / "runs" / r / "val_curve.csv" for r in ("run-d0", "run-new")]
+    paths = [tmp_path / "runs" / r / "val_curve.csv" for r in ("run-d0", "run-new", "run-d1")]
     out = aggregate_curves(paths, tmp_path / "curves.csv", identity_rows())
     got = out.set_index("run_id")[["experiment", "method", "seed", "ablation", "ablation_value"]].to_dict("index")
     assert got == {"run-d0": {"experiment": "deeplabv3plus-r18", "method": "deeplabv3plus", "seed": 0, "ablation": "",
                               "ablation_value": ""},
                    "run-new": {"experiment": "segformer-b0+width=2", "method": "segformer", "seed": 3, "ablation": "width",
                                "ablation_value": "2"}}
-    assert (tmp_path / "curves.parquet").is_file()
+    parquet = pd.read_parquet(tmp_path / "curves.parquet")
+    assert parquet.val_miou.dtype == "float64" and parquet.val_miou.tolist() == [0.5, 0.0]  # numbers, as the CSV reads
     (tmp_path / "runs/run-new/config.yaml").unlink()
     with pytest.raises(ValueError, match=r"run-new: run has no evaluation .* no config.yaml"):
         aggregate_curves(paths, tmp_path / "curves.csv", identity_rows())

@@ -240,13 +240,16 @@ def config_identity(config: Path) -> dict:
 def aggregate_curves(paths: list[str | Path], out: str | Path, frame: pd.DataFrame) -> pd.DataFrame:
     """Validation curves (``runs/<run_id>/val_curve.csv``) -> one table, each row with its run's
     identity (:data:`RUN_IDENTITY`) from the tidy ``frame`` joined by run id (the run's folder);
-    a run not evaluated yet takes it from its ``config.yaml``."""
+    a run not evaluated yet takes it from its ``config.yaml``. A curve with no point (a run of no
+    iterations) adds no row."""
     known = run_identity(frame).drop(columns="model_options").set_index("run_id")
     frames = []
     for path in map(Path, paths):
-        run = path.parent.name
+        run, curve = path.parent.name, pd.read_csv(path)
+        if curve.empty:  # its columns read as text: they would turn the others' numbers to text
+            continue
         identity = known.loc[run].to_dict() if run in known.index else config_identity(path.parent / "config.yaml")
-        frames.append(pd.read_csv(path).assign(run_id=run, **identity))
+        frames.append(curve.assign(run_id=run, **identity))
     empty = pd.DataFrame(columns=["step", "val_miou", "train_loss", "wall_seconds", *RUN_IDENTITY])
     curves = pd.concat(frames, ignore_index=True) if frames else empty
     write_results(curves, out)
@@ -254,16 +257,23 @@ def aggregate_curves(paths: list[str | Path], out: str | Path, frame: pd.DataFra
 
 
 def parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` as its CSV reads back where parquet needs a choice: a column of mixed Python types
-    (paired.csv's ``seed``: numbers and ``all``) as text, a column with no value (``steps`` of
-    runs without sampling steps) as float nan; parquet holds one type per column."""
+    """``frame`` as its CSV reads back where parquet needs a choice (it holds one type per column):
+    a column of numbers of several Python types (ints and floats) as numbers, one mixing text and
+    numbers (paired.csv's ``seed``: seeds and ``all``) as text, one with no value (``steps`` of runs
+    without sampling steps) as float nan."""
     def text(v):
         return v if v is None or isinstance(v, str) or v != v else str(v)
 
-    objects = [c for c in frame.columns if frame[c].dtype == object]
-    mixed = {c: frame[c].map(text) for c in objects if frame[c].dropna().map(type).nunique() > 1}
-    empty = {c: frame[c].astype("float64") for c in objects if frame[c].isna().all()}
-    return frame.assign(**mixed, **empty)
+    out = {}
+    for name in (c for c in frame.columns if frame[c].dtype == object):
+        values = frame[name].dropna()
+        if values.empty:
+            out[name] = frame[name].astype("float64")
+        elif values.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)).all():
+            out[name] = pd.to_numeric(frame[name])
+        elif values.map(type).nunique() > 1:
+            out[name] = frame[name].map(text)
+    return frame.assign(**out)
 
 
 def write_results(frame: pd.DataFrame, out: str | Path) -> None:
