@@ -96,7 +96,7 @@ def cmd_aggregate(args) -> None:
         group_provenance,
         pair_provenance,
         paired_comparisons,
-        write_csv,
+        write_results,
     )
     from .report.stats import SEED_GROUPS, summarise_seeds
 
@@ -104,12 +104,12 @@ def cmd_aggregate(args) -> None:
     if args.summary_out:  # mean, std and 95% bootstrap CI over seeds, and the runs' commits
         rows = frame[frame.metric.isin(SUMMARY_METRICS + GRID_METRICS)]
         summary = summarise_seeds(rows).merge(group_provenance(rows, SEED_GROUPS), on=list(SEED_GROUPS), how="left")
-        write_csv(summary, args.summary_out)
+        write_results(summary, args.summary_out)
     if args.curves_out:
-        aggregate_curves(args.curves, args.curves_out)
+        aggregate_curves(args.curves, args.curves_out, frame)
     if args.paired_out:
         paired = paired_comparisons(args.metrics, json.loads(args.pairs or "[]"), args.paired_out)
-        write_csv(pair_provenance(paired, frame), args.paired_out)  # and whether either run was dirty
+        write_results(pair_provenance(paired, frame), args.paired_out)  # and whether either run was dirty
     if args.samples_out:
         collect_samples(args.metrics, args.samples_out)
 
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "With device auto and more devices visible, the job locks free ones (genseg.devices)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("aggregate", help="metrics JSONs -> one tidy CSV")
+    p = sub.add_parser("aggregate", help="metrics JSONs -> one tidy CSV (and .parquet beside each CSV)")
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--curves", nargs="*", default=[], help="val_curve.csv files of the runs")
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-out", default="", help="kept (image, label, prediction) samples (.npz)")
     p.set_defaults(func=cmd_aggregate)
 
-    p = sub.add_parser("report", help="tidy CSV -> tables (Markdown, LaTeX) and figures (PNG, PDF)")
+    p = sub.add_parser("report", help="tidy CSV (its .parquet when present) -> tables (Markdown, LaTeX) and figures (PNG, PDF)")
     p.add_argument("--metrics", required=True)
     p.add_argument("--curves", default="", help="combined curves CSV from `genseg aggregate --curves-out`")
     p.add_argument("--ablations", default="", help="the workflow's ablations.json (rows of each ablation file)")

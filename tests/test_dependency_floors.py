@@ -30,6 +30,10 @@ API_MINIMUMS = [
     (r"from torch\.utils\.flop_counter import", "torch", "2.1", "torch.utils.flop_counter.FlopCounterMode: public from torch 2.1"),
     (r"rng=np\.random\.default_rng", "scipy", "1.15",
      "scipy.stats.bootstrap(rng=...): the SPEC 7 `rng` keyword, new in SciPy 1.15.0 (random_state before)"),
+    (r"\.to_parquet\(|pd\.read_parquet\(", "pyarrow", "16",
+     "pandas' parquet IO (genseg.report.aggregate write_results / read_results) with the pyarrow engine: pandas 3 "
+     "requires pyarrow >= 16.0.0 (pandas.compat._optional.VERSIONS); checked: pyarrow 16.0.0 round-trips a frame with "
+     "pandas 3.1.1 and numpy 2.4, 15.0.2 fails to import with numpy 2"),
     (r"smp\.UPerNet", "segmentation-models-pytorch", "0.5",
      "UPerNet: new in 0.4.0 (qubvel-org/segmentation_models.pytorch PR #1025, 'Release 0.4.0'), rebuilt incompatibly "
      "by PR #1124 ('Fix UperNet model', 2025-04-12), first released in 0.5.0"),

@@ -25,7 +25,9 @@ class MethodSpec:
     (one of :data:`STAGES`); runs it starts from are the files its options name under
     ``{runs}``. ``oracle``: an upper bound that reads the labels (left out of the main tables).
     ``sweeps``: sweepable predict options and their default values (``evaluate.sweeps``).
-    ``tables``: the method-specific report tables and figures its runs feed."""
+    ``tables``: the method-specific report tables and figures its runs feed. ``objective``: model
+    options -> the name of the training objective a run uses, for methods with several (the report
+    pairs runs of one model that differ in it); None: one objective."""
 
     options: type
     build: Callable[..., Any]
@@ -34,7 +36,12 @@ class MethodSpec:
     oracle: bool = False
     sweeps: dict[str, tuple] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
+    objective: Callable[[dict], str] | None = None
 
     def display(self, options: dict) -> str:
         """The name tables show for a run with these model options."""
         return self.display_name(options) if callable(self.display_name) else self.display_name
+
+    def objective_name(self, options: dict) -> str:
+        """The run's training objective by name; "" for a method with one."""
+        return self.objective(options) if self.objective else ""

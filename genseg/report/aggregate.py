@@ -1,4 +1,7 @@
-"""Metrics JSONs -> one tidy CSV: a row per run x split x domain x predict options x metric."""
+"""Metrics JSONs -> one tidy CSV: a row per run x split x domain x predict options x metric.
+
+Every tidy table (metrics, curves, summary, paired) is written as CSV and, beside it, as
+parquet (:func:`write_results`); :func:`read_results` reads the parquet back when present."""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ..ablations import variant_identity
 from ..engine.evaluate import variant_name
-from ..experiments import RUN_ID
 from ..io import atomic_path
 
 SUMMARY_METRICS = ("miou", "macc", "aacc")
@@ -150,7 +153,7 @@ def aggregate(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
     rows = [r for path in evaluation_files(paths) for r in tidy_rows(portable(json.loads(path.read_text()), path))]
     frame = pd.DataFrame(rows, columns=COLUMNS).sort_values(["experiment", "seed", "split", "domain", "variant", "metric"])
     frame = with_identity(frame)
-    write_csv(frame, out)
+    write_results(frame, out)
     return frame
 
 
@@ -214,25 +217,83 @@ def paired_comparisons(paths: list[str | Path], pairs: list[list[str]], out: str
                              "n_seeds": result["n_seeds"]})
     columns = ["a", "b", "seed", "split", "domain", *keys, "n_seeds"]
     frame = pd.DataFrame(rows, columns=columns)
-    write_csv(frame, out)
+    write_results(frame, out)
     return frame
 
 
-def aggregate_curves(paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    """Validation curves (``runs/<run_id>/val_curve.csv``) -> one CSV with run id, experiment, seed."""
+RUN_IDENTITY = ["run_id", "experiment", "method", "seed", *IDENTITY_COLUMNS]
+
+
+def run_identity(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of a tidy frame (metrics.csv): :data:`RUN_IDENTITY` and its ``model_options``."""
+    return with_identity(frame).drop_duplicates("run_id")[RUN_IDENTITY + ["model_options"]].reset_index(drop=True)
+
+
+def config_identity(config: Path) -> dict:
+    """The identity of a run no evaluation names yet, from its resolved ``config.yaml``."""
+    if not config.is_file():
+        raise ValueError(f"{config.parent}: run has no evaluation in the aggregated metrics and no config.yaml to name it")
+    cfg = yaml.safe_load(config.read_text())
+    return {"experiment": cfg["name"], "method": cfg["model"]["method"], "seed": int(cfg["seed"]), **variant_identity(cfg["name"])}
+
+
+def aggregate_curves(paths: list[str | Path], out: str | Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validation curves (``runs/<run_id>/val_curve.csv``) -> one table, each row with its run's
+    identity (:data:`RUN_IDENTITY`) from the tidy ``frame`` joined by run id (the run's folder);
+    a run not evaluated yet takes it from its ``config.yaml``. A curve with no point (a run of no
+    iterations) adds no row."""
+    known = run_identity(frame).drop(columns="model_options").set_index("run_id")
     frames = []
     for path in map(Path, paths):
-        curve = pd.read_csv(path)
-        run_id = path.parent.name
-        match = RUN_ID.fullmatch(run_id)
-        if match is None:
-            raise ValueError(f"{path}: folder {run_id!r} is not a run id (<experiment>-s<seed>)")
-        frames.append(curve.assign(run_id=run_id, experiment=match["experiment"], seed=int(match["seed"])))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run_id", "experiment", "seed", "step", "val_miou"])
-    write_csv(frame, out)
-    return frame
+        run, curve = path.parent.name, pd.read_csv(path)
+        if curve.empty:  # its columns read as text: they would turn the others' numbers to text
+            continue
+        identity = known.loc[run].to_dict() if run in known.index else config_identity(path.parent / "config.yaml")
+        frames.append(curve.assign(run_id=run, **identity))
+    empty = pd.DataFrame(columns=["step", "val_miou", "train_loss", "wall_seconds", *RUN_IDENTITY])
+    curves = pd.concat(frames, ignore_index=True) if frames else empty
+    write_results(curves, out)
+    return curves
 
 
-def write_csv(frame: pd.DataFrame, out: str | Path) -> None:
+def parquet_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as its CSV reads back where parquet needs a choice (it holds one type per column):
+    a column of numbers of several Python types (ints and floats) as numbers, one mixing text and
+    numbers (paired.csv's ``seed``: seeds and ``all``) as text, one with no value (``steps`` of runs
+    without sampling steps) as float nan."""
+    def text(v):
+        return v if v is None or isinstance(v, str) or v != v else str(v)
+
+    out = {}
+    for name in (c for c in frame.columns if frame[c].dtype == object):
+        values = frame[name].dropna()
+        if values.empty:
+            out[name] = frame[name].astype("float64")
+        elif values.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)).all():
+            out[name] = pd.to_numeric(frame[name])
+        elif values.map(type).nunique() > 1:
+            out[name] = frame[name].map(text)
+    return frame.assign(**out)
+
+
+def write_results(frame: pd.DataFrame, out: str | Path) -> None:
+    """The tidy table as ``out`` (CSV), then beside it as ``.parquet`` (typed, quicker to read):
+    each written atomically; the parquet last, so a crash between leaves it older than the CSV."""
+    out = Path(out)
     with atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
+    with atomic_path(out.with_suffix(".parquet")) as tmp:
+        parquet_ready(frame).to_parquet(tmp, index=False)
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A tidy table written by :func:`write_results`, by its CSV path (or the parquet's): the
+    parquet beside it when present and not older than the CSV, else the CSV (results folders
+    written before the parquet, such as ``results/reference/*``)."""
+    path = Path(path)
+    csv, parquet = path.with_suffix(".csv"), path.with_suffix(".parquet")
+    if parquet.is_file() and (not csv.is_file() or parquet.stat().st_mtime_ns >= csv.stat().st_mtime_ns):
+        return pd.read_parquet(parquet)
+    if not csv.is_file():
+        raise FileNotFoundError(f"{path}: no results table there (neither {csv.name} nor {parquet.name})")
+    return pd.read_csv(csv)

@@ -1,7 +1,8 @@
 """Every table and figure of the report from aggregated results alone (no model, no data).
 
 Inputs are the files ``genseg aggregate`` writes under ``results/<config>/`` (``metrics.csv``,
-``curves.csv``, ``paired.csv``, ``samples.npz``) and the workflow's ``ablations.json``; the
+``curves.csv``, ``paired.csv``, each read from its ``.parquet`` when present, and ``samples.npz``)
+and the workflow's ``ablations.json``; the
 papers' numbers come from ``results/reference/paper_reported.csv`` and are always shown as
 "reported", in their own columns or blocks, never mixed with ours. What is written is the
 list of definitions in :mod:`genseg.report.families`.
@@ -16,7 +17,7 @@ import pandas as pd
 
 from ..io import write_text
 from . import tables
-from .aggregate import with_identity
+from .aggregate import read_results, with_identity
 from .families import Inputs, Table, definitions
 from .reference import load_reported
 
@@ -40,25 +41,31 @@ def write_table(out: Path, name: str, blocks: list[tuple[pd.DataFrame, str]]) ->
     write_text(out / f"{name}.tex", "\n".join(tables.to_latex(t, c, label if i == 0 else f"{label}-{i}") for i, (t, c) in enumerate(blocks)))
 
 
-def build_report(metrics: str | Path, out_dir: str | Path, *, curves: str | Path = "", ablations: str | Path = "",
-                 paired: str | Path = "", samples: str | Path = "", reported: str | Path | None = None,
-                 split="test") -> list[str]:
-    """Write every table (.md, .tex) and figure (.png, .pdf) of ``split``'s results into
-    ``out_dir``; returns the table names. ``split``: one split for every domain, or ``{domain: split}``
-    (the workflow's ``evaluate.domains``: each domain's own split)."""
+def report_inputs(metrics: str | Path, *, curves: str | Path = "", ablations: str | Path = "", paired: str | Path = "",
+                  samples: str | Path = "", reported: str | Path | None = None, split="test") -> Inputs:
+    """The report's :class:`Inputs` from the aggregated files (tidy tables by their CSV path; the
+    parquet beside each is read when present, :func:`genseg.report.aggregate.read_results`)."""
     index = json.loads(Path(ablations).read_text()) if ablations else {"ablations": [], "rows": []}
-    inputs = Inputs(
-        frame=with_identity(pd.read_csv(metrics)),
+    return Inputs(
+        frame=with_identity(read_results(metrics)),
         reported=load_reported(reported),
-        paired=pd.read_csv(paired) if paired else pd.DataFrame(columns=PAIRED_COLUMNS),
-        curves=pd.read_csv(curves) if curves else pd.DataFrame(columns=["run_id", "experiment", "step", "val_miou"]),
+        paired=read_results(paired) if paired else pd.DataFrame(columns=PAIRED_COLUMNS),
+        curves=read_results(curves) if curves else pd.DataFrame(columns=["run_id", "experiment", "step", "val_miou"]),
         split=tables.normal_split(split),
         samples=str(samples) if samples else "",
         ablations=index,
     )
+
+
+def build_report(metrics: str | Path, out_dir: str | Path, **files) -> list[str]:
+    """Write every table (.md, .tex) and figure (.png, .pdf) of ``split``'s results into
+    ``out_dir``; returns the table names. ``files``: :func:`report_inputs`' keywords; ``split``:
+    one split for every domain, or ``{domain: split}`` (the workflow's ``evaluate.domains``: each
+    domain's own split)."""
+    inputs = report_inputs(metrics, **files)
     out = Path(out_dir)
     written = []
-    for definition in definitions(index["ablations"]):
+    for definition in definitions(inputs.ablations["ablations"]):
         if isinstance(definition, Table):
             write_table(out, definition.name, definition.blocks(inputs))
             written.append(definition.name)

@@ -408,22 +408,23 @@ def qualitative(samples_path: str | Path, stem: Path, domain: str | None = None,
 def convergence(curves: pd.DataFrame, stem: Path, experiments: list[str] | None = None) -> list[Path]:
     """Validation mIoU against training iterations (mean over seeds, band = sd).
 
-    ``experiments`` filters (default: all). Experiments named ``...-vanilla`` / ``...-reshaped``
-    share their model's colour and differ in dashes, so the two objectives read side by side."""
+    ``experiments`` filters (default: all). With the runs' identity (:func:`~genseg.report.tables.curve_runs`),
+    a line's colour is its model: the method's name (and ablation value; the experiment where
+    that still leaves two with one objective), so runs of one model that differ only in their
+    training objective (``objective``, from the method's spec) share a colour and differ in dashes."""
     if experiments is not None and not curves.empty:
         curves = curves[curves.experiment.isin(experiments)]
     if curves.empty:
         return _empty(stem, "no validation curves")
     data = curves.assign(**{"val mIoU (%)": 100 * curves.val_miou})
-    tokens = [str(e).split("-") for e in data.experiment]
-    objective = ["reshaped" if "reshaped" in t else "vanilla" if "vanilla" in t else "other" for t in tokens]
-    paired = bool(set(objective) & {"reshaped", "vanilla"})
-    data = data.assign(model=["-".join(x for x in t if x not in ("reshaped", "vanilla")) for t in tokens] if paired
-                       else list(data.experiment), objective=objective)
+    objective = [o or "other" for o in data.objective] if "objective" in data else ["other"] * len(data)
+    data = data.assign(model=_models(data, objective), objective=objective)
     models = sorted(data.model.unique())
     palette = dict(zip(models, sns.color_palette("deep" if len(models) <= 10 else "husl", len(models))))
-    styles = [s for s in ("reshaped", "vanilla", "other") if s in set(objective)]
-    dashes = {"reshaped": "", "vanilla": (4, 1.5), "other": ""}  # only vanilla is dashed
+    named = sorted(set(objective) - {"other"})
+    paired = bool(named)
+    styles = named + (["other"] if "other" in objective else [])
+    dashes = {**{k: ["", (4, 1.5), (1.5, 1.5), (4, 1.5, 1.5, 1.5)][i % 4] for i, k in enumerate(named)}, "other": ""}
     with _theme():
         fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.6))
         sns.lineplot(data=data, x="step", y="val mIoU (%)", hue="model", hue_order=models, palette=palette,
@@ -436,6 +437,18 @@ def convergence(curves: pd.DataFrame, stem: Path, experiments: list[str] | None 
                         for k in styles if k != "other"]
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=SMALL, frameon=False)
         return save(fig, stem)
+
+
+def _models(data: pd.DataFrame, objective: list[str]) -> list[str]:
+    """Each curve row's model (its colour): the method's name, with the ablation value of an
+    ablation variant; by experiment where that name and objective would still hold two
+    experiments, and where the runs' identity is not joined (no ``display`` column)."""
+    if "display" not in data:
+        return list(data.experiment)
+    name = [d if not a else f"{d} {a}={v}" for d, a, v in zip(data.display, data.ablation, data.ablation_value)]
+    keys = pd.DataFrame({"name": name, "objective": objective, "experiment": list(data.experiment)})
+    shared = keys.groupby(["name", "objective"]).experiment.transform("nunique") > 1
+    return [f"{n} ({e})" if s else n for n, e, s in zip(name, keys.experiment, shared)]
 
 
 def ablation_bars(frame: pd.DataFrame, rows: list[dict], stem: Path, title: str = "", split: str = "test") -> list[Path]:

@@ -69,6 +69,18 @@ def summarise_seeds(frame: pd.DataFrame, by=SEED_GROUPS, value: str = "value", *
     return pd.DataFrame(rows, columns=columns)
 
 
+def time_to_fraction(steps, values, fraction: float = 0.9) -> int:
+    """Index of the first point with ``values[i] >= fraction * values[-1]`` (the final value),
+    points in ``steps`` order; -1 when the final value is nan (nan points never qualify). The
+    resolution is the spacing of the points (a validation curve: the validation interval)."""
+    order = np.argsort(np.asarray(steps, dtype=np.float64), kind="stable")
+    y = np.asarray(values, dtype=np.float64)[order]
+    if y.size == 0 or np.isnan(y[-1]):
+        return -1
+    hits = np.flatnonzero(y >= fraction * y[-1])
+    return int(order[hits[0]]) if hits.size else -1
+
+
 def miou_from_areas(intersect, union) -> float:
     """mIoU from per-class areas as in :func:`genseg.metrics.scores_from_areas`:
     nanmean over classes of I/U, classes with U = 0 skipped (nan if none is left).

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..methods import METHODS, methods_feeding
-from .aggregate import with_identity
+from .aggregate import RUN_IDENTITY, run_identity, with_identity
 
 
 def normal_split(split):
@@ -45,14 +45,19 @@ def split_of(split, domain: str) -> str:
 def cell(values) -> str:
     """One reproduced number (percent): the value for one seed; over several, the mean and
     its 95% bootstrap CI over seeds, ``mean [low, high]`` (:func:`genseg.report.stats.seed_summary`)."""
+    return mean_ci_cell(values, scale=100, digits=1)
+
+
+def mean_ci_cell(values, scale: float = 1.0, digits: int = 0) -> str:
+    """``scale`` x the value for one seed; over several, ``mean [low, high]`` (its 95% bootstrap CI
+    over seeds, :func:`genseg.report.stats.seed_summary`), ``digits`` decimals; "–" if none (nan dropped)."""
     from .stats import seed_summary
 
     summary = seed_summary(values)
     if summary["n"] == 0:
         return "–"
-    if summary["n"] == 1 or pd.isna(summary["ci_low"]):
-        return f"{100 * summary['mean']:.1f}"
-    return f"{100 * summary['mean']:.1f} [{100 * summary['ci_low']:.1f}, {100 * summary['ci_high']:.1f}]"
+    mean, low, high = (f"{scale * summary[k]:.{digits}f}" for k in ("mean", "ci_low", "ci_high"))
+    return mean if summary["n"] == 1 or pd.isna(summary["ci_low"]) else f"{mean} [{low}, {high}]"
 
 
 def ratio_cell(values) -> str:
@@ -76,7 +81,7 @@ def flow_axes(frame: pd.DataFrame) -> pd.DataFrame:
     sel = methods_only(frame[frame.method.isin(methods_feeding("flowseg_steps"))]).copy()
     options = [json.loads(o) for o in sel.model_options]
     sel["encoding"] = [o.get("encoding", "?") for o in options]
-    sel["objective"] = ["reshaped" if o.get("reshape") and o.get("lam", 0) > 0 else "vanilla" for o in options]
+    sel["objective"] = [objective_of(m, o) for m, o in zip(sel.method, options)]
     return sel
 
 
@@ -277,6 +282,65 @@ def display_method(method: str, options: dict) -> str:
     """The paper's name for a run's method, as its spec gives it (GSS by its inverse: GSS-FF, GSS-FT);
     a method no longer in the method table by its config name."""
     return METHODS[method].display(options) if method in METHODS else method
+
+
+def objective_of(method: str, options: dict) -> str:
+    """A run's training objective as its method's spec names it ("" for a method with one)."""
+    return METHODS[method].objective_name(options) if method in METHODS else ""
+
+
+def curve_runs(curves: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validation curves with each run's identity from the tidy ``frame``, joined by run id
+    (identity columns the curves carry themselves, as older curves.csv files do, give way):
+    :data:`~genseg.report.aggregate.RUN_IDENTITY`, ``display`` (the method's name, from its spec)
+    and ``objective`` (:func:`objective_of`). Runs the frame does not hold are left out."""
+    runs = run_identity(frame) if len(frame) else pd.DataFrame(columns=[*RUN_IDENTITY, "model_options"])
+    options = [json.loads(o) for o in runs.model_options]
+    runs = runs.assign(display=[display_method(m, o) for m, o in zip(runs.method, options)],
+                       objective=[objective_of(m, o) for m, o in zip(runs.method, options)]).drop(columns="model_options")
+    own = [c for c in curves.columns if c == "run_id" or c not in runs.columns]
+    return curves[own].merge(runs, on="run_id", how="inner")
+
+
+CONVERGENCE_FRACTION = 0.9
+
+
+def convergence_runs(curves: pd.DataFrame, fraction: float = CONVERGENCE_FRACTION) -> pd.DataFrame:
+    """Per run (:func:`curve_runs` rows): ``iterations`` and ``wall_seconds`` at its first validation
+    point with val mIoU >= ``fraction`` x its final (last) val mIoU (:func:`genseg.report.stats.time_to_fraction`;
+    nan when that is nan, or the curve has no wall time), and ``final`` (that last val mIoU)."""
+    from .stats import time_to_fraction
+
+    rows = []
+    for run, curve in curves.groupby("run_id", sort=True):
+        curve = curve.sort_values("step", kind="stable")
+        hit = time_to_fraction(curve.step, curve.val_miou, fraction)
+        point = curve.iloc[hit] if hit >= 0 else None
+        rows.append({**curve.iloc[-1][["run_id", "experiment", "display", "objective", "ablation", "ablation_value"]].to_dict(),
+                     "iterations": float("nan") if point is None else float(point.step),
+                     "wall_seconds": float("nan") if point is None else float(point.get("wall_seconds", float("nan"))),
+                     "final": float(curve.val_miou.iloc[-1])})
+    return pd.DataFrame(rows)
+
+
+def convergence(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment (rows: method name, experiment): its variant (the training objective of a
+    method with several, the ablation value), the number of seeds, iterations and wall seconds to
+    90% of the final validation mIoU (:func:`convergence_runs`) and the final validation mIoU, each
+    the value for one seed or mean [95% bootstrap CI over seeds]."""
+    runs = convergence_runs(curves) if not curves.empty else pd.DataFrame()
+    if runs.empty:
+        return pd.DataFrame({"Method": ["no validation curves"]}).set_index("Method")
+    rows = []
+    for (display, experiment), part in runs.groupby(["display", "experiment"], sort=True):
+        first = part.iloc[0]
+        variant = [first.objective] + ([f"{first.ablation}={first.ablation_value}"] if first.ablation else [])
+        rows.append({"Method": f"{display} ({experiment})", "Variant": ", ".join(v for v in variant if v) or "–",
+                     "Seeds": str(int(part.iterations.notna().sum())),
+                     f"Iterations to {CONVERGENCE_FRACTION:.0%}": mean_ci_cell(part.iterations),
+                     f"Wall (s) to {CONVERGENCE_FRACTION:.0%}": mean_ci_cell(part.wall_seconds, digits=1),
+                     "Final val mIoU (%)": cell(part.final)})
+    return pd.DataFrame(rows).set_index("Method")
 
 
 def backbone(options: dict) -> str:

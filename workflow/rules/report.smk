@@ -1,4 +1,5 @@
-# Aggregate every evaluation into one tidy CSV, then tables and figures from it alone.
+# Aggregate every evaluation into one tidy CSV (and a .parquet beside each tidy CSV), then tables
+# and figures from it alone (`genseg report` reads the parquet when present).
 
 
 rule aggregate:
@@ -11,6 +12,10 @@ rule aggregate:
         summary=f"{RESULTS}/summary.csv",
         paired=f"{RESULTS}/paired.csv",
         samples=f"{RESULTS}/samples.npz",
+        parquet=[
+            f"{RESULTS}/{name}.parquet"
+            for name in ("metrics", "curves", "summary", "paired")
+        ],
     log:
         f"logs/{config['name']}/aggregate.log",
     localrule: True

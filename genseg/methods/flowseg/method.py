@@ -233,6 +233,11 @@ def build_flowseg(options: FlowSegOptions, num_classes: int, ignore_index: int) 
     return FlowSeg(options, num_classes, ignore_index)
 
 
+def flowseg_objective(options: dict) -> str:
+    """``reshaped`` (the reshaped objective: ``reshape`` with weight ``lam`` > 0) or ``vanilla``."""
+    return "reshaped" if options.get("reshape") and options.get("lam", 0) > 0 else "vanilla"
+
+
 # Sampling steps are swept at evaluation (evaluate.sweeps); its runs feed FlowSeg's own tables.
 FLOWSEG_SPEC = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
-                     tables=("flowseg_steps", "flowseg_convergence"))
+                     tables=("flowseg_steps", "flowseg_convergence"), objective=flowseg_objective)

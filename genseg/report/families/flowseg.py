@@ -34,9 +34,8 @@ def convergence_figure(inputs, stem):
     from ...methods import methods_feeding
     from .. import figures, tables
 
-    frame, curves = inputs.frame, inputs.curves
-    flow = tables.methods_only(frame[frame.method.isin(methods_feeding("flowseg_convergence"))]).experiment.unique()
-    return figures.convergence(curves[curves.experiment.isin(flow)], stem)
+    curves = tables.curve_runs(inputs.curves, inputs.frame)
+    return figures.convergence(tables.methods_only(curves[curves.method.isin(methods_feeding("flowseg_convergence"))]), stem)
 
 
 def vector_field(inputs, stem):

@@ -1,4 +1,4 @@
-"""Main family: the main results, mIoU by domain, latency, convergence and qualitative samples."""
+"""Main family: the main results, mIoU by domain, latency, convergence (figure and table) and qualitative samples."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ MAIN_RESULTS = ("Main results (FlowSeg Table 1 layout): in-domain {split} mIoU (
 MIOU_BY_DOMAIN = ("{Split} mIoU (%) on each domain; models trained on the in-domain one. Grid ratio (in-domain): "
                   "rate of label changes between neighbouring pixels across the 8 / 16 px patch-grid lines over the rate elsewhere "
                   "(1.0: no grid; mean over seeds).")
+
+CONVERGENCE = ("Convergence: training iterations and wall seconds until a run first reaches 90% of its final validation mIoU "
+               "(the first validation point with val mIoU >= 0.9 x the last one's; resolution: the validation interval), "
+               "and that final val mIoU (%); one row per experiment, its method as its spec names it; Variant: the training "
+               "objective of a method with several, the ablation value of an ablation variant. Seeds: the n runs; several: "
+               "mean [95% bootstrap CI over seeds], one: its value.")
 
 
 def main_results(inputs):
@@ -38,9 +44,16 @@ def latency_figure(inputs, stem):
 
 
 def convergence_figure(inputs, stem):
-    from .. import figures
+    from .. import figures, tables
 
-    return figures.convergence(inputs.curves, stem)
+    return figures.convergence(tables.curve_runs(inputs.curves, inputs.frame), stem)
+
+
+def convergence_table(inputs):
+    """Iterations (and wall seconds) to 90% of the final val mIoU, beside the convergence figure."""
+    from .. import tables
+
+    return [(tables.convergence(tables.curve_runs(inputs.curves, inputs.frame)), CONVERGENCE)]
 
 
 def qualitative_figure(inputs, stem):
@@ -61,5 +74,6 @@ DEFINITIONS = [
     Figure("miou_by_domain", miou_by_domain_figure),
     Figure("latency", latency_figure),
     Figure("convergence", convergence_figure),
+    Table("convergence", convergence_table),
     Figure("qualitative", qualitative_figure),
 ]
