@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -223,3 +224,18 @@ def test_class_count_changes_only_the_object_draws():
     scene = render_scene(np.random.default_rng([0, 7]), 32, "clean", num_classes=150)[1]
     values = set(np.unique(scene).tolist()) - {IGNORE_INDEX}
     assert values <= set(range(150)) and {0, 1} & values  # sky/ground keep ids 0 and 1
+
+
+def test_a_run_asking_for_another_class_count_is_stopped(tmp_path):
+    from genseg.config import ConfigError, DataConfig, RunConfig
+    from genseg.data.base import DataError
+    from genseg.data.sources import model_num_classes
+
+    root = generate(tmp_path / "c5", workers=1, seed=0, image_size=16, num_train=2, num_val=1, num_test=1,
+                    domains=("clean",), num_classes=5)
+    data = DataConfig(dataset="synthetic", root=str(root), train_domains=("clean",))
+    assert model_num_classes(data) == model_num_classes(dataclasses.replace(data, num_classes=5)) == 5
+    with pytest.raises(DataError, match=f"data.num_classes is 12 but {root} has 5 classes"):
+        model_num_classes(dataclasses.replace(data, num_classes=12))
+    with pytest.raises(ConfigError, match="data.num_classes must be >= 0"):
+        RunConfig.from_dict({"name": "x", "data": {"num_classes": -1}})
