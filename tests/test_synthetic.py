@@ -239,3 +239,11 @@ def test_a_run_asking_for_another_class_count_is_stopped(tmp_path):
         model_num_classes(dataclasses.replace(data, num_classes=12))
     with pytest.raises(ConfigError, match="data.num_classes must be >= 0"):
         RunConfig.from_dict({"name": "x", "data": {"num_classes": -1}})
+
+
+def test_the_workflow_knows_the_default_class_count():
+    from genseg.experiments import SYNTHETIC_CLASSES, synthetic_root
+
+    assert SYNTHETIC_CLASSES == len(CLASSES) == 12
+    assert synthetic_root("data/synthetic", 0) == synthetic_root("data/synthetic", 12) == "data/synthetic"
+    assert synthetic_root("data/synthetic", 40) == "data/synthetic-c40"

@@ -38,7 +38,7 @@ def figure(ablation: dict):
 
 SPACING = (" Min distance: the smallest Euclidean distance between two class centroids, each axis in [-1, 1]"
            " (genseg.encodings.encoding_min_distance). Budget: {budget} (iterations x batch), one seed;"
-           " mIoU in-domain, val from the last validation, test from the {split} split.")
+           " in-domain mIoU: val from each run's last validation, test on the {split} split.")
 CORRELATION = ("Correlation of min centroid distance with val and test mIoU: Spearman's rho and Pearson's r,"
                " 95% percentile-bootstrap CI over runs (2000 resamples; within N: values centred per N,"
                " resampled within N). A handful of points per N: read the CIs.")
