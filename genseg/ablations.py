@@ -12,6 +12,11 @@ the figure) it produces under ``report/``. Example (``ablations/flowseg-distance
     feeds: flowseg_distance
     reported: flowseg_distance    # table id in results/reference/paper_reported.csv
 
+Several axes at once (their product, the first axis slowest): ``axes``, a mapping of dotted
+keys to their values, e.g. ``axes: {model.encoding: [kronecker, r3], data.num_classes: [12, 40]}``;
+a variant's label is its values joined by spaces (``r3 40``) and each row of ``ablations.json``
+carries its ``settings`` ({dotted key: value}), so nothing reads a label back.
+
 Each variant becomes the experiment ``<base>+<name>=<label>``, unless it resolves to the
 base's own run config (then the base run is that row). ``configs`` lists the workflow
 configs (by ``name``) the ablation joins; default ``[default]``.
@@ -20,6 +25,7 @@ configs (by ``name``) the ablation joins; default ``[default]``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +36,8 @@ import yaml
 from .config import ConfigError, RunConfig, merge
 from .experiments import without_seeds
 
-KEYS = {"description", "base", "axis", "values", "variants", "feeds", "figure", "configs", "reported"}
-FIGURES = ("none", "bar")
+KEYS = {"description", "base", "axis", "values", "axes", "variants", "feeds", "figure", "configs", "reported"}
+FIGURES = ("none", "bar", "spacing")  # spacing: genseg.report.families.ablations (min centroid distance vs mIoU)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Ablation:
     configs: tuple[str, ...] = ("default",)
     reported: str = ""
     axis: str = ""
+    axes: tuple[str, ...] = ()  # the dotted keys varied (``axis`` alone, or ``axes``); () for named variants
 
 
 def load_ablation(path: Path) -> Ablation:
@@ -63,12 +70,16 @@ def load_ablation(path: Path) -> Ablation:
             raise ConfigError(f"{path}: '{key}' must be a non-empty string")
     if not re.fullmatch(r"[a-z0-9_]+", data["feeds"]):
         raise ConfigError(f"{path}: 'feeds' must be a file-name stem of a-z, 0-9 and _, got {data['feeds']!r}")
-    if ("axis" in data) == ("variants" in data):
-        raise ConfigError(f"{path}: give either 'axis' with 'values', or 'variants'")
-    if "axis" in data:
-        if not isinstance(data.get("values"), list) or not data["values"]:
-            raise ConfigError(f"{path}: 'values' must be a non-empty list for axis {data['axis']!r}")
-        variants = {str(v): {data["axis"]: v} for v in data["values"]}
+    if sum(k in data for k in ("axis", "axes", "variants")) != 1:
+        raise ConfigError(f"{path}: give either 'axis' with 'values', 'axes', or 'variants'")
+    if "axis" in data or "axes" in data:
+        axes = {data["axis"]: data.get("values")} if "axis" in data else data["axes"]
+        if not isinstance(axes, dict) or not axes:
+            raise ConfigError(f"{path}: 'axes' must map each dotted key to a non-empty list of values")
+        for key, values in axes.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{path}: 'values' must be a non-empty list for axis {key!r}")
+        variants = {" ".join(map(str, combo)): dict(zip(axes, combo)) for combo in itertools.product(*axes.values())}
     else:
         if not isinstance(data["variants"], dict) or not all(isinstance(v, dict) for v in data["variants"].values()):
             raise ConfigError(f"{path}: 'variants' must map each label to a mapping of dotted keys to values")
@@ -80,6 +91,7 @@ def load_ablation(path: Path) -> Ablation:
         name=path.stem, description=str(data.get("description", "")), base=data["base"], variants=variants,
         feeds=data["feeds"], figure=figure, configs=tuple(data.get("configs", ["default"])),
         reported=str(data.get("reported", "")), axis=str(data.get("axis", "")),
+        axes=tuple(axes) if "variants" not in data else (),
     )
 
 
@@ -136,7 +148,8 @@ def _resolved(workflow: dict, overrides: dict) -> dict:
 
 def expand(workflow: dict, ablations: list[Ablation]) -> tuple[dict, list[dict]]:
     """The workflow config with each applicable ablation's variants added as experiments,
-    and one row per (ablation, variant): ``{ablation, feeds, label, experiment}``.
+    and one row per (ablation, variant): ``{ablation, feeds, label, experiment, settings}``
+    (``settings``: the variant's {dotted key: value}).
 
     A variant that resolves to its base's run config is the base run itself (no new run,
     its seeds); the others run with the config's ``seeds``, not the base's own.
@@ -165,5 +178,6 @@ def expand(workflow: dict, ablations: list[Ablation]) -> tuple[dict, list[dict]]
             name = ablation.base if same else variant_experiment(ablation.base, ablation.name, label)
             if not same:
                 experiments[name] = variant
-            rows.append({"ablation": ablation.name, "feeds": ablation.feeds, "label": label, "experiment": name})
+            rows.append({"ablation": ablation.name, "feeds": ablation.feeds, "label": label, "experiment": name,
+                         "settings": overrides})
     return {**workflow, "experiments": experiments}, rows

@@ -30,7 +30,8 @@ def cmd_generate_synthetic(args) -> None:
     domains = tuple(args.domains.split(",")) if args.domains else synthetic.DOMAINS
     synthetic.generate(
         Path(args.root), seed=args.seed, image_size=args.image_size, num_train=args.num_train,
-        num_val=args.num_val, num_test=args.num_test, domains=domains, overwrite=args.overwrite,
+        num_val=args.num_val, num_test=args.num_test, domains=domains, num_classes=args.num_classes,
+        overwrite=args.overwrite,
     )
 
 
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-val", type=int, default=200)
     p.add_argument("--num-test", type=int, default=200)
     p.add_argument("--domains", default="", help="comma-separated; default: all")
+    p.add_argument("--num-classes", type=int, default=12, help="class count (default 12: the base list; 3 to 227)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_generate_synthetic)
 

@@ -32,6 +32,7 @@ class DataConfig:
 
     dataset: str = "synthetic"  # a layout (genseg.data.layouts) or a taxonomy (genseg.data.sources)
     root: str = ""
+    num_classes: int = 0  # 0: the dataset's own; else it must have this many (the workflow generates synthetic data with it)
     roots: dict = field(default_factory=dict)  # other datasets' roots (taxonomy members, transfer targets), by name
     ignore_classes: dict = field(default_factory=dict)  # taxonomy: dataset -> [classes dropped on purpose]
     max_ignored_fraction: float = 0.05  # taxonomy: stop if a train dataset loses more labelled pixels than this
@@ -217,6 +218,8 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(f"data.balance must be one of {', '.join(BALANCES)}, got {cfg.data.balance!r}")
     if cfg.data.pipeline not in ("default", "mmseg"):
         raise ConfigError(f"data.pipeline must be 'default' or 'mmseg', got {cfg.data.pipeline!r}")
+    if cfg.data.num_classes < 0:
+        raise ConfigError(f"data.num_classes must be >= 0 (0: the dataset's own class count), got {cfg.data.num_classes!r}")
     if not 0 <= cfg.data.max_ignored_fraction <= 1:
         raise ConfigError(f"data.max_ignored_fraction must be in [0, 1] (1 accepts any loss), got {cfg.data.max_ignored_fraction!r}")
     for dataset, names in cfg.data.ignore_classes.items():

@@ -135,6 +135,12 @@ def min_pairwise_distance(points: torch.Tensor) -> float:
     return d.min().item()
 
 
+def encoding_min_distance(name: str, num_classes: int, seed: int = 0) -> float:
+    """min_{i != j} ||c_i - c_j||_2 of encoding ``name`` at N = ``num_classes``, in the centroids'
+    own space ([-1, 1]^D, as FlowSeg uses them; halve it for [0, 1]^D)."""
+    return min_pairwise_distance(centroids(name, num_classes, seed))
+
+
 def nearest_centroid(x: torch.Tensor, points: torch.Tensor, max_bytes: int = 64 * 2**20) -> torch.Tensor:
     """argmin_k ||x_p - c_k||^2 for every pixel of ``x`` (B, D, H, W) -> (B, H, W) int64.
 

@@ -129,6 +129,15 @@ def apply_overlay(workflow: dict) -> dict:
     return out
 
 
+SYNTHETIC_CLASSES = 12  # the synthetic generator's default class count (genseg.data.synthetic.CLASSES)
+
+
+def synthetic_root(data_root: str, num_classes: int) -> str:
+    """Where the workflow writes the synthetic dataset a run with ``data.num_classes`` reads: the
+    config's root for the default 12 classes (or 0: the dataset's own), else ``<root>-c<N>`` beside it."""
+    return data_root if num_classes in (0, SYNTHETIC_CLASSES) or not data_root else f"{data_root}-c{num_classes}"
+
+
 def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "runs",
                 weights_dir: str | Path | None = None, require_upstream: bool = True) -> dict[str, RunConfig]:
     """Every run of the workflow config, checked strictly; errors name the experiment, and (with
@@ -160,6 +169,8 @@ def run_configs(workflow: dict, data_root: str | Path, runs_dir: str | Path = "r
             }
             fill = lambda section: fill_placeholders(section or {}, str(runs_dir), seed, str(weights_dir))  # noqa: E731
             data = merge(merge(base, fill(workflow.get("defaults"))), fill(without_seeds(overrides)))
+            if dataset["name"] == "synthetic" and data["data"].get("root") == base["data"]["root"]:  # not set by the run
+                data["data"]["root"] = synthetic_root(data["data"]["root"], data["data"].get("num_classes", 0))
             try:
                 runs[run_id(name, seed)] = RunConfig.from_dict(data)
             except ConfigError as err:

@@ -135,3 +135,48 @@ def test_flowseg_ablations_config_keeps_the_default_base_run():
     assert differ == conditioning
     _, rows = expand(extra, load_ablations(REPO / "ablations"))
     assert {r["feeds"] for r in rows} == {"flowseg_distance", "flowseg_objective", "flowseg_encodings"}
+
+
+def test_axes_are_a_product_with_structured_settings(tmp_path):
+    path = write(tmp_path, "two", {"base": "flowseg-kronecker-reshaped", "feeds": "two",
+                                   "axes": {"model.tau": [1.0, 2.0], "model.encoding": ["kronecker", "r3"]}})
+    ablation = load_ablation(path)
+    assert ablation.axes == ("model.tau", "model.encoding") and ablation.axis == ""
+    expanded, rows = expand(workflow(), [ablation])
+    assert [r["label"] for r in rows] == ["1.0 kronecker", "1.0 r3", "2.0 kronecker", "2.0 r3"]  # first axis slowest
+    assert rows[0]["experiment"] == "flowseg-kronecker-reshaped"  # tau 1 and Kronecker: the base run
+    assert rows[3]["experiment"] == "flowseg-kronecker-reshaped+two=2.0_r3"
+    assert rows[3]["settings"] == {"model.tau": 2.0, "model.encoding": "r3"}
+    assert expanded["experiments"]["flowseg-kronecker-reshaped+two=2.0_r3"]["model"]["encoding"] == "r3"
+    single = load_ablation(write(tmp_path, "one", {"base": "b", "feeds": "one", "axis": "model.tau", "values": [1]}))
+    assert single.axes == ("model.tau",)
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"base": "a", "axes": {"model.tau": []}, "feeds": "t"}, "'values' must be a non-empty list for axis 'model.tau'"),
+    ({"base": "a", "axes": [], "feeds": "t"}, "'axes' must map each dotted key"),
+    ({"base": "a", "axes": {"model.tau": [1]}, "axis": "model.lam", "values": [1], "feeds": "t"}, "either 'axis'"),
+])
+def test_bad_axes_name_the_file_and_key(tmp_path, data, message):
+    path = write(tmp_path, "bad", data)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_ablation(path)
+    assert str(path) in str(err.value)
+
+
+def test_flowseg_spacing_config_runs_each_class_count_on_its_own_dataset():
+    """workflow/config/flowseg-spacing.yaml: flowseg-ablations' data and base run at 150 iterations;
+    data.num_classes 40 and 150 read data/synthetic-c40 and -c150 (genseg.experiments.synthetic_root)."""
+    spacing, ablations = (yaml.safe_load((REPO / "workflow/config" / f"{n}.yaml").read_text()) for n in ("flowseg-spacing", "flowseg-ablations"))
+    assert spacing["dataset"] == ablations["dataset"] and spacing["train_domains"] == ablations["train_domains"]
+    base = "flowseg-kronecker-reshaped"
+    assert spacing["experiments"][base]["model"] == ablations["experiments"][base]["model"]
+    expanded, rows = expand(spacing, load_ablations(REPO / "ablations"))
+    assert {r["feeds"] for r in rows} == {"flowseg_spacing"} and len(rows) == 12
+    runs = run_configs(expanded, "/d/synthetic")
+    assert len(runs) == 12 and runs[f"{base}-s0"].optim.iterations == 150
+    roots = {(cfg.model.options["encoding"], cfg.data.num_classes): cfg.data.root for cfg in runs.values()}
+    assert roots[("kronecker", 12)] == roots[("r3", 12)] == "/d/synthetic"
+    assert roots[("grid", 40)] == "/d/synthetic-c40" and roots[("random", 150)] == "/d/synthetic-c150"
+    default = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())
+    assert all(cfg.data.root == "/d/synthetic" for cfg in run_configs(default, "/d/synthetic").values())

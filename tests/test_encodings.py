@@ -5,6 +5,7 @@ import torch
 from genseg.encodings import (
     ENCODINGS,
     centroids,
+    encoding_min_distance,
     even_grid_counts,
     maskige_palette,
     min_pairwise_distance,
@@ -65,3 +66,24 @@ def test_nearest_centroid_matches_brute_force_in_chunks(budget):
     assert torch.equal(nearest_centroid(x, points, max_bytes=budget), brute)
     exact = points[torch.tensor([3, 5, 16])].T.reshape(1, 3, 1, 3)
     assert nearest_centroid(exact, points).flatten().tolist() == [3, 5, 16]
+
+
+# Issue 18's spacing numbers: minimum pairwise distance in the centroids' own space [-1, 1]^3
+# (random: seed 0); in [0, 1]^3 each is half of these.
+SPACING = {150: {"kronecker": 0.154, "r3": 0.276, "random": 0.055, "grid": 0.400},
+           19: {"kronecker": 0.590, "r3": 0.660, "random": 0.288, "grid": 1.000}}
+
+
+@pytest.mark.parametrize("n", sorted(SPACING))
+def test_encoding_min_distance_matches_the_issue_numbers(n):
+    for name, expected in SPACING[n].items():
+        assert encoding_min_distance(name, n) == pytest.approx(expected, abs=5e-4), name
+        points = centroids(name, n).double().numpy()  # brute force, in [0, 1]^3: half the distance
+        unit = (points + 1) / 2
+        brute = min(np.linalg.norm(unit[i] - unit[j]) for i in range(n) for j in range(i + 1, n))
+        assert brute == pytest.approx(expected / 2, abs=5e-4), name
+
+
+def test_encoding_min_distance_orders_the_encodings_at_150():
+    d = {name: encoding_min_distance(name, 150) for name in ("kronecker", "r3", "random", "grid", "bits")}
+    assert d["random"] < d["kronecker"] < d["r3"] < d["grid"] < d["bits"] == 2.0

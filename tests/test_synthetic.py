@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -141,11 +142,11 @@ def test_failure_midway_leaves_nothing_at_root(tmp_path, monkeypatch):
     calls = []
     real_render = synthetic.render_scene
 
-    def flaky_render(rng, image_size, domain):
+    def flaky_render(rng, image_size, domain, num_classes):
         calls.append(domain)
         if len(calls) > 5:
             raise RuntimeError("renderer broke")
-        return real_render(rng, image_size, domain)
+        return real_render(rng, image_size, domain, num_classes)
 
     monkeypatch.setattr(synthetic, "render_scene", flaky_render)
     with pytest.raises(RuntimeError, match="renderer broke"):
@@ -164,3 +165,85 @@ def test_existing_root_needs_overwrite(tmp_path):
     generate(root, workers=1, overwrite=True, **TINY)
     assert files_by_name(root) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
+
+
+# sha256 over (relative path, bytes) of every file generate() wrote with the arguments of
+# DEFAULT_DIGEST_ARGS, measured with the generator before num_classes existed (commit e69ae72):
+# the default class count must keep writing byte-identical data (committed results stay valid).
+DEFAULT_DIGEST_ARGS = dict(seed=0, image_size=64, num_train=4, num_val=2, num_test=2)
+DEFAULT_DIGEST = "68e159cdc0c17d4b4cdb085ffc04778a45622164543ffcdb7bb1c0e7c907d3b4"
+
+
+def tree_digest(root: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, data in files_by_name(root).items():
+        digest.update(name.encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def test_default_class_count_writes_the_same_bytes_as_before(tmp_path):
+    assert tree_digest(generate(tmp_path / "a", workers=1, **DEFAULT_DIGEST_ARGS)) == DEFAULT_DIGEST
+    assert tree_digest(generate(tmp_path / "b", workers=1, num_classes=12, **DEFAULT_DIGEST_ARGS)) == DEFAULT_DIGEST
+
+
+def test_forty_classes_round_trip_through_the_loader(tmp_path):
+    from genseg.data.layouts import load_split
+
+    root = generate(tmp_path / "c40", workers=1, seed=1, image_size=32, num_train=30, num_val=4, num_test=4,
+                    domains=("clean",), num_classes=40)
+    meta = json.loads((root / "meta.json").read_text())
+    assert len(meta["classes"]) == len(set(meta["classes"])) == 40
+    assert meta["classes"][:12] == list(CLASSES)
+    spec = load_split("synthetic", str(root), "train", ("clean",))
+    assert spec.classes == tuple(meta["classes"])
+    seen = set()
+    for _, label_path in spec.pairs:
+        values = np.unique(np.asarray(Image.open(label_path)))
+        seen |= set(values.tolist()) - {IGNORE_INDEX}
+    assert max(seen) < 40 and len(seen & set(range(12, 40))) > 10  # the new classes are drawn
+
+
+def test_extra_classes_are_distinct_styles_with_descriptive_names():
+    styles = synthetic.class_styles(synthetic.MAX_CLASSES)
+    looks = [(s.hue, s.texture, s.stripe_angle, s.shape) for s in styles]
+    assert len(set(looks)) == len(looks) == 227
+    assert len({s.name for s in styles}) == 227
+    assert synthetic.class_styles(150)[:40] == synthetic.class_styles(40)  # N = 40 is a prefix of N = 150
+    family, texture, shape = styles[12].name.split("-")
+    assert (texture, shape) in {(w, sh) for w, _, _ in synthetic.TEXTURES for sh in synthetic.SHAPES}
+    with pytest.raises(ValueError, match="num_classes must be 3 to 227"):
+        synthetic.class_styles(228)
+    with pytest.raises(ValueError, match="num_classes must be 3 to 227"):
+        generate("unused", num_classes=2)
+
+
+def test_class_count_changes_only_the_object_draws():
+    scene = render_scene(np.random.default_rng([0, 7]), 32, "clean", num_classes=150)[1]
+    values = set(np.unique(scene).tolist()) - {IGNORE_INDEX}
+    assert values <= set(range(150)) and {0, 1} & values  # sky/ground keep ids 0 and 1
+
+
+def test_a_run_asking_for_another_class_count_is_stopped(tmp_path):
+    from genseg.config import ConfigError, DataConfig, RunConfig
+    from genseg.data.base import DataError
+    from genseg.data.sources import model_num_classes
+
+    root = generate(tmp_path / "c5", workers=1, seed=0, image_size=16, num_train=2, num_val=1, num_test=1,
+                    domains=("clean",), num_classes=5)
+    data = DataConfig(dataset="synthetic", root=str(root), train_domains=("clean",))
+    assert model_num_classes(data) == model_num_classes(dataclasses.replace(data, num_classes=5)) == 5
+    with pytest.raises(DataError, match=f"data.num_classes is 12 but {root} has 5 classes"):
+        model_num_classes(dataclasses.replace(data, num_classes=12))
+    with pytest.raises(ConfigError, match="data.num_classes must be >= 0"):
+        RunConfig.from_dict({"name": "x", "data": {"num_classes": -1}})
+
+
+def test_the_workflow_knows_the_default_class_count():
+    from genseg.experiments import SYNTHETIC_CLASSES, synthetic_root
+
+    assert SYNTHETIC_CLASSES == len(CLASSES) == 12
+    assert synthetic_root("data/synthetic", 0) == synthetic_root("data/synthetic", 12) == "data/synthetic"
+    assert synthetic_root("data/synthetic", 40) == "data/synthetic-c40"

@@ -386,3 +386,17 @@ def test_cross_domain_protocols_on_camvid_and_idd_lite_fixtures(tmp_path, monkey
     by_domain = (report / "miou_by_domain.md").read_text()
     assert "camvid (in-domain, test)" in by_domain and "idd_lite (val)" in by_domain
     assert (report / "miou_by_domain.png").stat().st_size > 1000
+
+
+def test_spacing_config_plans_three_datasets_and_twelve_runs(tmp_path):
+    """workflow/config/flowseg-spacing.yaml: 4 encodings x 3 class counts, each count its own synthetic
+    dataset (data/synthetic, data/synthetic-c40, -c150), and the spacing table and figure."""
+    text = planned_jobs(snakemake("-n", "--configfile", str(REPO / "workflow/config/flowseg-spacing.yaml"),
+                                  "--directory", str(tmp_path)))
+    stats = text.split("Job stats")[-1]
+    for rule, count in (("synthetic_data", 1), ("synthetic_data_classes", 2), ("train", 12), ("evaluate", 12)):
+        assert re.search(rf"^{rule}\s+{count}$", stats, re.M), (rule, stats)
+    for path in ("data/synthetic-c40/meta.json", "data/synthetic-c150/meta.json", "--num-classes 150",
+                 "results/flowseg-spacing/report/flowseg_spacing.png", "results/flowseg-spacing/report/flowseg_spacing.md",
+                 "flowseg-kronecker-reshaped+flowseg-spacing=r3_150-s0"):
+        assert path in text, path

@@ -157,5 +157,9 @@ def validation_specs(data, domains: Sequence[str]) -> list[tuple[SplitSpec, np.n
 def model_num_classes(data, split: str = "train") -> int:
     """Number of classes the model predicts: the universal taxonomy's, or the dataset's."""
     if is_taxonomy(data.dataset):
-        return len(load_taxonomy(data.dataset).classes)
-    return load_split(data.dataset, data.root, split, _own_domains(data, data.train_domains)).num_classes
+        count, where = len(load_taxonomy(data.dataset).classes), f"taxonomy {data.dataset!r}"
+    else:
+        count, where = load_split(data.dataset, data.root, split, _own_domains(data, data.train_domains)).num_classes, f"{data.root}"
+    if data.num_classes and count != data.num_classes:
+        raise DataError(f"data.num_classes is {data.num_classes} but {where} has {count} classes")
+    return count

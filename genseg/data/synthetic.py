@@ -27,6 +27,14 @@ Classes (id, name: colour family, texture, shape or context):
 Pairs told apart by shape alone: flag / kite (triangle vs rectangle) and ring / disc
 (hole vs filled); sky / pond and ground / crate differ in texture and context.
 
+``num_classes`` (default 12, the list above; 3 to 227) sets the class count: fewer keep the
+first N; more add object classes after these 12, one per remaining (colour family, texture,
+shape) combination of the five families, nine textures (stripes at 0, 45, 90 and 135 deg,
+checkerboard, dots, waves, blotches, radial gradient) and five shapes, in a fixed seeded
+order (:func:`class_styles`), named ``<family>-<texture>-<shape>`` (e.g. ``red-dotted-ring``).
+Each object is drawn uniformly from the object classes (ids 2..N-1), so with N classes an
+object class appears in about 4 / (N - 2) of the objects (4 objects per image on average).
+
 Labels hold the class ids; a 1-pixel band on every boundary between different classes
 (on the side of the region drawn later) is ``IGNORE_INDEX`` = 255, like the border in
 PASCAL VOC.
@@ -43,7 +51,7 @@ On-disk layout written by :func:`generate`:
 
     <root>/meta.json
     <root>/<domain>/<split>/images/<index:05d>.png   RGB, image_size x image_size
-    <root>/<domain>/<split>/labels/<index:05d>.png   mode "L", values 0..11 and 255
+    <root>/<domain>/<split>/labels/<index:05d>.png   mode "L", values 0..N-1 and 255
 
 with ``<domain>`` among the generated domains, ``<split>`` in train, val, test and
 ``<index>`` counting from 00000 within each split. ``meta.json`` holds::
@@ -125,6 +133,35 @@ CLASS_STYLES: tuple[ClassStyle, ...] = (
 CLASSES: tuple[str, ...] = tuple(style.name for style in CLASS_STYLES)
 SKY, GROUND = CLASSES.index("sky"), CLASSES.index("ground")
 OBJECT_CLASSES: tuple[int, ...] = tuple(i for i in range(len(CLASSES)) if i not in (SKY, GROUND))
+assert (SKY, GROUND) == (0, 1)
+
+# Classes beyond the 12: every other (family, texture, shape) combination, in a seeded order.
+FAMILIES = (("blue", BLUE), ("ochre", OCHRE), ("red", RED), ("green", GREEN), ("violet", VIOLET))
+TEXTURES = (("hstriped", "stripes", 0.0), ("diagonal", "stripes", 45.0), ("vstriped", "stripes", 90.0),
+            ("antidiagonal", "stripes", 135.0), ("checked", "checker", 0.0), ("dotted", "dots", 0.0),
+            ("wavy", "waves", 0.0), ("blotchy", "blotches", 0.0), ("shaded", "radial_gradient", 0.0))
+SHAPES = ("blob", "rectangle", "triangle", "ellipse", "ring")
+EXTRA_ORDER_SEED = 0
+
+
+def _extra_styles() -> tuple[ClassStyle, ...]:
+    base = {(s.hue, s.texture, s.stripe_angle, s.shape) for s in CLASS_STYLES}
+    extra = [ClassStyle(f"{family}-{word}-{shape}", hue, texture, shape, stripe_angle=angle)
+             for family, hue in FAMILIES for word, texture, angle in TEXTURES for shape in SHAPES
+             if (hue, texture, angle, shape) not in base]
+    order = np.random.default_rng(EXTRA_ORDER_SEED).permutation(len(extra))
+    return tuple(extra[i] for i in order)
+
+
+EXTRA_STYLES: tuple[ClassStyle, ...] = _extra_styles()
+MAX_CLASSES = len(CLASS_STYLES) + len(EXTRA_STYLES)  # 227
+
+
+def class_styles(num_classes: int = len(CLASSES)) -> tuple[ClassStyle, ...]:
+    """The first ``num_classes`` styles: the 12 above, then :data:`EXTRA_STYLES`."""
+    if not 3 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be 3 to {MAX_CLASSES} (sky, ground and at least one object class), got {num_classes}")
+    return (CLASS_STYLES + EXTRA_STYLES)[:num_classes]
 
 DOMAIN_STYLES: tuple[DomainStyle, ...] = (
     DomainStyle("clean"),
@@ -292,9 +329,11 @@ def _apply_domain(image: np.ndarray, style: DomainStyle, rng: np.random.Generato
     return image
 
 
-def render_scene(rng: np.random.Generator, image_size: int, domain: str) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(rng: np.random.Generator, image_size: int, domain: str,
+                 num_classes: int = len(CLASSES)) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (H x W x 3 uint8 image, H x W uint8 label with 255 on boundaries)."""
     style = domain_style(domain)
+    styles = class_styles(num_classes)
     if image_size < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
     scale = style.texture_scale * image_size / REFERENCE_SIZE
@@ -309,22 +348,21 @@ def render_scene(rng: np.random.Generator, image_size: int, domain: str) -> tupl
         (SKY, sky, 0, (0.0, 0.0, float(horizon.max()))),
         (GROUND, ~sky, 1, (0.0, float(horizon.min()), float(image_size))),
     ):
-        _paint(image, label, layer, mask, class_id, layer_id, _texture_for(class_id, rng, xx, yy, scale, frame))
+        _paint(image, label, layer, mask, class_id, layer_id, _texture_for(styles[class_id], rng, xx, yy, scale, frame))
 
     for layer_id in range(2, 2 + int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))):
-        class_id = OBJECT_CLASSES[int(rng.integers(len(OBJECT_CLASSES)))]
-        mask, frame = _shape_mask(CLASS_STYLES[class_id].shape, rng, xx, yy)
-        _paint(image, label, layer, mask, class_id, layer_id, _texture_for(class_id, rng, xx, yy, scale, frame))
+        class_id = 2 + int(rng.integers(num_classes - 2))  # an object class: ids after sky and ground
+        mask, frame = _shape_mask(styles[class_id].shape, rng, xx, yy)
+        _paint(image, label, layer, mask, class_id, layer_id, _texture_for(styles[class_id], rng, xx, yy, scale, frame))
 
     label[_boundary_band(label, layer)] = IGNORE_INDEX
     image = _apply_domain(image, style, rng, image_size)
     return np.clip(image * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8), label
 
 
-def _texture_for(class_id: int, rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, scale: float,
+def _texture_for(style: ClassStyle, rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, scale: float,
                  frame: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(texture, light shade, dark shade) of one instance of ``class_id``."""
-    style = CLASS_STYLES[class_id]
+    """(texture, light shade, dark shade) of one instance of a class of ``style``."""
     light, dark = _instance_colours(rng, style.hue)
     return _texture(style, rng, xx, yy, scale, frame), light, dark
 
@@ -353,11 +391,12 @@ class _SampleJob:
     split_index: int
     index: int
     image_size: int
+    num_classes: int
 
 
 def _write_sample(job: _SampleJob) -> None:
     rng = np.random.default_rng([job.seed, job.domain_index, job.split_index, job.index])
-    image, label = render_scene(rng, job.image_size, job.domain)
+    image, label = render_scene(rng, job.image_size, job.domain, job.num_classes)
     name = f"{job.index:05d}.png"
     folder = Path(job.folder)
     Image.fromarray(image).save(folder / "images" / name, format="PNG")
@@ -375,10 +414,10 @@ def _run_jobs(jobs: list[_SampleJob], workers: int) -> None:
             pass
 
 
-def _meta(seed: int, image_size: int, counts: dict[str, int], domains: tuple[str, ...]) -> dict:
+def _meta(seed: int, image_size: int, counts: dict[str, int], domains: tuple[str, ...], num_classes: int) -> dict:
     return {
         "name": "synthetic",
-        "classes": list(CLASSES),
+        "classes": [style.name for style in class_styles(num_classes)],
         "ignore_index": IGNORE_INDEX,
         "domains": list(domains),
         "splits": dict(counts),
@@ -428,6 +467,7 @@ def generate(
     num_val: int = 200,
     num_test: int = 200,
     domains: Iterable[str] = DOMAINS,
+    num_classes: int = len(CLASSES),
     workers: int | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -453,8 +493,9 @@ def generate(
         raise ValueError(f"image_size must be at least 8, got {image_size}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    class_styles(num_classes)  # checks the range
     workers = (os.cpu_count() or 1) if workers is None else workers
-    meta = _meta(seed, image_size, counts, domains)
+    meta = _meta(seed, image_size, counts, domains, num_classes)
     _check_target(root, meta, overwrite)
 
     tmp = root.parent / f"{root.name}.tmp-{os.getpid()}"
@@ -467,7 +508,7 @@ def generate(
                 (folder / "images").mkdir(parents=True)
                 (folder / "labels").mkdir(parents=True)
                 jobs += [
-                    _SampleJob(str(folder), domain, seed, DOMAINS.index(domain), split_index, index, image_size)
+                    _SampleJob(str(folder), domain, seed, DOMAINS.index(domain), split_index, index, image_size, num_classes)
                     for index in range(counts[split])
                 ]
         _run_jobs(jobs, workers)

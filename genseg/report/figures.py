@@ -473,3 +473,31 @@ def ablation_bars(frame: pd.DataFrame, rows: list[dict], stem: Path, title: str 
         if title:
             ax.set_title(title.split(":")[0], fontsize=8)
         return save(fig, stem)
+
+
+SPACING_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def spacing_scatter(data: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+    """Min pairwise centroid distance (x) against val and test mIoU (two panels): a colour per
+    class count N, a marker per encoding (``data``: :func:`genseg.report.spacing.points`)."""
+    if data.empty:
+        return _empty(stem, "no runs for this ablation yet")
+    encodings = list(dict.fromkeys(data.encoding))
+    counts = sorted(data.N.unique())
+    colours = dict(zip(counts, sns.color_palette("deep", len(counts))))
+    with _theme():
+        fig, axes = plt.subplots(1, 2, figsize=(2 * COLUMN_WIDTH_IN, 2.4), sharey=True)
+        for ax, (column, name) in zip(axes, (("val_miou", "val mIoU (%)"), ("test_miou", "test mIoU (%)"))):
+            for (n, encoding), part in data.groupby(["N", "encoding"], sort=False):
+                ax.scatter(part.min_distance, 100 * part[column], color=colours[n], s=22,
+                           marker=SPACING_MARKERS[encodings.index(encoding) % len(SPACING_MARKERS)])
+            ax.set_xlabel("min pairwise centroid distance")
+            ax.set_ylabel(name)
+        handles = [Line2D([], [], color=colours[n], marker="o", ls="", label=f"N = {n}") for n in counts]
+        handles += [Line2D([], [], color="grey", ls="", label=e, marker=SPACING_MARKERS[i % len(SPACING_MARKERS)])
+                    for i, e in enumerate(encodings)]
+        axes[1].legend(handles=handles, fontsize=SMALL, loc="best", frameon=False)
+        if title:
+            fig.suptitle(title.split(":")[0], fontsize=8)
+        return save(fig, stem)

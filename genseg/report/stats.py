@@ -252,3 +252,38 @@ def _paired_areas(json_a: str | Path, json_b: str | Path) -> tuple[list[dict], l
         if record.get("num_images") is not None and len(area["intersect"]) != record["num_images"]:
             raise ValueError(f"{path}: {len(area['intersect'])} images in its .npz, {record['num_images']} in the JSON")
     return areas, records
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row pair (nan where a row is constant)."""
+    a, b = a - a.mean(-1, keepdims=True), b - b.mean(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+
+
+def correlation(x, y, groups=None, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Spearman's rho (Pearson's r of average ranks) and Pearson's r of paired values, each with a
+    percentile-bootstrap CI over the pairs (resampled with replacement, within each of ``groups``
+    when given; seeded; resamples with a constant side are dropped).
+
+    ``n`` counts the pairs left after dropping NaNs; under 3 pairs, or a constant side, all nan.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    groups = np.zeros(x.size, dtype=int)[keep] if groups is None else np.asarray(groups)[keep]
+    x, y = x[keep], y[keep]
+    names = ("spearman", "spearman_low", "spearman_high", "pearson", "pearson_low", "pearson_high")
+    out = {"n": int(x.size), **dict.fromkeys(names, float("nan"))}
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return out
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    picks = np.concatenate([m[rng.integers(0, m.size, size=(n_resamples, m.size))] for m in members], axis=1)
+    alpha = (1 - confidence) / 2
+    for name, transform in (("spearman", lambda v: stats.rankdata(v, axis=-1)), ("pearson", lambda v: v)):
+        out[name] = float(_pearson_rows(transform(x), transform(y)))
+        draws = _pearson_rows(transform(x[picks]), transform(y[picks]))
+        draws = draws[~np.isnan(draws)]
+        if draws.size:
+            out[f"{name}_low"], out[f"{name}_high"] = (float(q) for q in np.quantile(draws, [alpha, 1 - alpha]))
+    return out

@@ -274,7 +274,7 @@ def ablation_table(frame: pd.DataFrame, ablation: dict, rows: list[dict], report
             match = paper[(paper.setting.astype(str) == label) | (paper.method.astype(str) == label)]
             values.append(f"{match.value.iloc[0]:.2f}" if len(match) else "–")
         table["mIoU (reported)"] = values
-    table.index.name = ablation.get("axis") or "Variant"
+    table.index.name = ablation.get("axis") or " x ".join(ablation.get("axes") or ()) or "Variant"
     return table
 
 

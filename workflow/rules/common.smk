@@ -12,7 +12,9 @@ from genseg.experiments import (
     domain_splits,
     eval_plan,
     run_configs,
+    SYNTHETIC_CLASSES,
     select_experiments,
+    synthetic_root,
     training_stage,
     upstream_files,
 )
@@ -114,9 +116,20 @@ def run_upstream(wildcards):
     return [os.path.relpath(p) for p in upstream_files(RUNS[wildcards.run], RUNS_DIR)]
 
 
-def dataset_ready():
-    """The file that marks a complete synthetic dataset (written last); nothing for real data."""
-    return f"{DATA_ROOT}/meta.json" if SYNTHETIC else []
+def dataset_ready(wildcards):
+    """The file that marks a complete synthetic dataset (written last) of the run's class count
+    (data.num_classes: 12 or 0 is DATA_ROOT, others DATA_ROOT-c<N>); nothing for real data."""
+    if not SYNTHETIC:
+        return []
+    return f"{synthetic_root(DATA_ROOT, RUNS[wildcards.run].data.num_classes)}/meta.json"
+
+
+# Synthetic class counts other than the default 12 that runs ask for (data.num_classes): each
+# its own dataset, DATA_ROOT-c<N> (data.smk's synthetic_data_classes).
+SYNTHETIC_CLASS_COUNTS = sorted(
+    {cfg.data.num_classes for cfg in RUNS.values() if SYNTHETIC}
+    - {0, SYNTHETIC_CLASSES}
+)
 
 
 def run_plan(run, split):

@@ -7,7 +7,7 @@
 rule evaluate:
     input:
         model=f"{RESULTS}/runs/{{run}}/model.safetensors",
-        data=dataset_ready(),
+        data=dataset_ready,
     output:
         index=f"{RESULTS}/runs/{{run}}/eval/{{split}}/index.json",
     log:

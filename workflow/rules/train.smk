@@ -30,7 +30,7 @@ rule run_config:
 rule train:
     input:
         config=f"{RESULTS}/runs/{{run}}/config.yaml",
-        data=dataset_ready(),
+        data=dataset_ready,
         upstream=run_upstream,
     output:
         model=f"{RESULTS}/runs/{{run}}/model.safetensors",

@@ -36,10 +36,48 @@ def figure(ablation: dict):
     return draw
 
 
+SPACING = (" Min distance: the smallest Euclidean distance between two class centroids, each axis in [-1, 1]"
+           " (genseg.encodings.encoding_min_distance). Budget: {budget} (iterations x batch), one seed;"
+           " in-domain mIoU: val from each run's last validation, test on the {split} split.")
+CORRELATION = ("Correlation of min centroid distance with val and test mIoU: Spearman's rho and Pearson's r,"
+               " 95% percentile-bootstrap CI over runs (2000 resamples; within N: values centred per N,"
+               " resampled within N). A handful of points per N: read the CIs.")
+
+
+def spacing_table(ablation: dict):
+    """The spacing study: a row per run (encoding, N, min distance, val and test mIoU), then the
+    correlations (:mod:`genseg.report.spacing`)."""
+    def blocks(inputs):
+        from .. import spacing
+        from . import split_words
+
+        data = spacing.points(inputs.frame, inputs.curves, rows_of(inputs, ablation), split=inputs.split)
+        word, note = split_words(inputs.split)
+        budget = " / ".join(sorted(set(data.budget))) or "–"
+        head = (ablation["description"] or f"Ablation {ablation['name']}.") + SPACING.format(budget=budget, split=word) + note
+        return [(spacing.table(data), head), (spacing.correlations(data), CORRELATION)]
+
+    return blocks
+
+
+def spacing_figure(ablation: dict):
+    def draw(inputs, stem):
+        from .. import figures, spacing
+
+        data = spacing.points(inputs.frame, inputs.curves, rows_of(inputs, ablation), split=inputs.split)
+        return figures.spacing_scatter(data, stem, ablation["description"])
+
+    return draw
+
+
 def definitions(ablations: list[dict]) -> list[Table | Figure]:
-    """The outputs of each ablation file (dicts with ``name``, ``feeds``, ``figure``, ``description``)."""
+    """The outputs of each ablation file (dicts with ``name``, ``feeds``, ``figure``, ``description``):
+    its table, and with ``figure: bar`` its bars; ``figure: spacing`` makes both the spacing study's."""
     out: list[Table | Figure] = []
     for ablation in ablations:
+        if ablation["figure"] == "spacing":
+            out += [Table(ablation["feeds"], spacing_table(ablation)), Figure(ablation["feeds"], spacing_figure(ablation))]
+            continue
         out.append(Table(ablation["feeds"], table(ablation)))
         if ablation["figure"] != "none":
             out.append(Figure(ablation["feeds"], figure(ablation)))
