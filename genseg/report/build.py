@@ -1,7 +1,8 @@
 """Every table and figure of the report from aggregated results alone (no model, no data).
 
 Inputs are the files ``genseg aggregate`` writes under ``results/<config>/`` (``metrics.csv``,
-``curves.csv``, ``paired.csv``, ``samples.npz``) and the workflow's ``ablations.json``; the
+``curves.csv``, ``paired.csv``, ``samples.npz``, ``uncertainty.csv``, ``uncertainty_samples.npz``) and the
+workflow's ``ablations.json``; the
 papers' numbers come from ``results/reference/paper_reported.csv`` and are always shown as
 "reported", in their own columns or blocks, never mixed with ours. What is written is the
 list of definitions in :mod:`genseg.report.families`.
@@ -16,7 +17,7 @@ import pandas as pd
 
 from ..io import write_text
 from . import tables
-from .aggregate import with_identity
+from .aggregate import UNCERTAINTY_COLUMNS, with_identity
 from .families import Inputs, Table, definitions
 from .reference import load_reported
 
@@ -42,10 +43,11 @@ def write_table(out: Path, name: str, blocks: list[tuple[pd.DataFrame, str]]) ->
 
 def build_report(metrics: str | Path, out_dir: str | Path, *, curves: str | Path = "", ablations: str | Path = "",
                  paired: str | Path = "", samples: str | Path = "", reported: str | Path | None = None,
-                 split="test") -> list[str]:
+                 split="test", uncertainty: str | Path = "", uncertainty_samples: str | Path = "") -> list[str]:
     """Write every table (.md, .tex) and figure (.png, .pdf) of ``split``'s results into
     ``out_dir``; returns the table names. ``split``: one split for every domain, or ``{domain: split}``
-    (the workflow's ``evaluate.domains``: each domain's own split)."""
+    (the workflow's ``evaluate.domains``: each domain's own split). ``uncertainty`` (and its
+    ``uncertainty_samples``): ``genseg aggregate --uncertainty-out`` (none: the uncertainty table says so)."""
     index = json.loads(Path(ablations).read_text()) if ablations else {"ablations": [], "rows": []}
     inputs = Inputs(
         frame=with_identity(pd.read_csv(metrics)),
@@ -55,6 +57,8 @@ def build_report(metrics: str | Path, out_dir: str | Path, *, curves: str | Path
         split=tables.normal_split(split),
         samples=str(samples) if samples else "",
         ablations=index,
+        uncertainty=pd.read_csv(uncertainty) if uncertainty else pd.DataFrame(columns=UNCERTAINTY_COLUMNS),
+        uncertainty_samples=str(uncertainty_samples) if uncertainty_samples else "",
     )
     out = Path(out_dir)
     written = []

@@ -233,6 +233,12 @@ def build_flowseg(options: FlowSegOptions, num_classes: int, ignore_index: int) 
     return FlowSeg(options, num_classes, ignore_index)
 
 
+def flowseg_uncertainty(options: dict) -> str:
+    """From noise, each seed draws another x_0 and so another label map: ``samples``; from the
+    image (``source: image``) the flow is deterministic: none."""
+    return "samples" if options.get("source", "noise") == "noise" else ""
+
+
 # Sampling steps are swept at evaluation (evaluate.sweeps); its runs feed FlowSeg's own tables.
 FLOWSEG_SPEC = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
-                     tables=("flowseg_steps", "flowseg_convergence"))
+                     tables=("flowseg_steps", "flowseg_convergence"), uncertainty=flowseg_uncertainty)
