@@ -204,3 +204,16 @@ def report_caption(name):
 REPORT_FILES = report_files(
     [asdict(a) for a in ABLATIONS if config["name"] in a.configs]
 )
+
+
+# `snakemake figures` rebuilds the report from the results of one default run committed here.
+REFERENCE_RESULTS = Path(workflow.basedir, "results/reference/default")
+
+
+def reference_uncertainty_args():
+    """The committed uncertainty results, when there are (results published before them have none)."""
+    files = {
+        "uncertainty": REFERENCE_RESULTS / "uncertainty.csv",
+        "uncertainty-samples": REFERENCE_RESULTS / "uncertainty_samples.npz",
+    }
+    return " ".join(f"--{k} '{v}'" for k, v in files.items() if v.exists())

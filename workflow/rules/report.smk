@@ -91,16 +91,7 @@ rule report:
 
 # `snakemake figures`: every table and figure again, from the aggregated results of one
 # default run committed under results/reference/default/ (no training, no data; < 1 min).
-REFERENCE_RESULTS = Path(workflow.basedir, "results/reference/default")
-
-
-def reference_uncertainty_args():
-    """The committed uncertainty results, when there are (results published before them have none)."""
-    files = {
-        "uncertainty": REFERENCE_RESULTS / "uncertainty.csv",
-        "uncertainty-samples": REFERENCE_RESULTS / "uncertainty_samples.npz",
-    }
-    return " ".join(f"--{k} '{v}'" for k, v in files.items() if v.exists())
+# The committed uncertainty results join when present (reference_uncertainty_args, common.smk).
 
 
 rule figures:
