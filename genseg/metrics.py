@@ -270,7 +270,9 @@ class UncertaintyMeter:
         return pred, ent
 
     def compute(self) -> dict:
-        """miou / aacc of the prediction, miou_single, auroc, ece, mean_entropy (nats), error_rate, pixels."""
+        """miou / aacc of the prediction, miou_single, auroc, ece, mean_entropy (nats), error_rate, pixels, and
+        zero_entropy_errors: the share of wrong pixels in the lowest entropy bin (H < log C / :data:`AUROC_BINS`;
+        for votes: unanimous), errors no entropy threshold can flag."""
         scores, single = self.majority.compute(), self.single.compute()
         wrong, right = self.wrong_hist.cpu().numpy(), self.right_hist.cpu().numpy()
         bins = {k: v.cpu().numpy() for k, v in self.bins.items()}
@@ -280,5 +282,6 @@ class UncertaintyMeter:
             "ece": expected_calibration_error(bins["count"], bins["confidence"], bins["correct"]),
             "mean_entropy": self.entropy_sum / self.pixels if self.pixels else float("nan"),
             "error_rate": float(wrong.sum() / self.pixels) if self.pixels else float("nan"),
+            "zero_entropy_errors": float(wrong[0] / wrong.sum()) if wrong.sum() else float("nan"),
             "pixels": self.pixels,
         }

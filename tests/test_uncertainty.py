@@ -80,6 +80,21 @@ def test_meter_drops_ignore_pixels_and_scores_a_hand_case():
     assert out["ece"] == pytest.approx((0.1 + 0.8 + 0.4) / 3)
     # IoU class 0: 1 / 2, class 1: 1 / 2 (pred {2}, label {1, 2})
     assert out["miou"] == pytest.approx(0.5) and out["miou_single"] == out["miou"]
+    assert out["zero_entropy_errors"] == 0.0
+
+
+def test_unanimous_wrong_votes_are_errors_at_zero_entropy():
+    votes = torch.tensor([[2, 2], [2, 2], [2, 0]]).view(3, 1, 1, 2)  # pixel 0: 3 x class 2 (wrong), pixel 1: 2 x 2, 1 x 0
+    meter = UncertaintyMeter(3)
+    meter.update(vote_frequencies(votes, 3), torch.tensor([[[1, 2]]]), single=votes[2])
+    out = meter.compute()
+    assert out["zero_entropy_errors"] == 1.0 and out["error_rate"] == 0.5
+    # pixel 0 wrong at H = 0 ranks below pixel 1 right at H > 0: AUROC 0
+    assert out["auroc"] == 0.0
+    # confidence 1 (wrong) and 2/3 (right): (|0 - 1| + |1 - 2/3|) / 2
+    assert out["ece"] == pytest.approx((1 + 1 / 3) / 2)
+    # majority: [2, 2] -> class 2 IoU 1/2, class 1 IoU 0; one sample [2, 0]: class 0 IoU 0, 1: 0, 2: 0
+    assert out["miou"] == pytest.approx(0.25) and out["miou_single"] == 0.0
 
 
 # --- hooks -----------------------------------------------------------------------------------------
@@ -181,7 +196,7 @@ def test_only_keeps_the_uncertainty_experiments_it_selects():
 
 def record(experiment, kind, auroc_value, seed=0):
     scores = {"miou": 0.7, "miou_single": 0.6, "aacc": 0.9, "auroc": auroc_value, "ece": 0.05, "mean_entropy": 0.2,
-              "error_rate": 0.1, "pixels": 10}
+              "error_rate": 0.1, "zero_entropy_errors": 0.3, "pixels": 10}
     return {"run_id": f"{experiment}-s{seed}", "experiment": experiment, "method": "m", "display_name": experiment.upper(),
             "split": "test", "domain": "clean", "kind": kind, "k": 8 if kind == "samples" else 1, "num_images": 4,
             "scores": scores, "images_per_s": 2.0, "wall_seconds": 3.0,
@@ -195,7 +210,7 @@ def test_aggregate_and_table(tmp_path):
         path.write_text(json.dumps(rec))
         paths.append(path)
     frame = aggregate_uncertainty(paths, tmp_path / "u.csv")
-    assert len(frame) == 3 * 9 and set(pd.read_csv(tmp_path / "u.csv").metric) >= {"auroc", "ece", "wall_seconds"}
+    assert len(frame) == 3 * 10 and set(pd.read_csv(tmp_path / "u.csv").metric) >= {"auroc", "ece", "wall_seconds"}
     table = tables.uncertainty(pd.read_csv(tmp_path / "u.csv"))
     row = table.loc["FLOW (flow)"]
     assert row["AUROC (%)"] == "85.0" and row["Predictive"] == "8 samples (votes)" and row["Seeds"] == "2"

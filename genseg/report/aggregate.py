@@ -238,7 +238,7 @@ def write_csv(frame: pd.DataFrame, out: str | Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-UNCERTAINTY_METRICS = ("miou", "miou_single", "aacc", "auroc", "ece", "mean_entropy", "error_rate")
+UNCERTAINTY_METRICS = ("miou", "miou_single", "aacc", "auroc", "ece", "mean_entropy", "error_rate", "zero_entropy_errors")
 UNCERTAINTY_COLUMNS = ["run_id", "experiment", "method", "display_name", "seed", "split", "domain", "kind", "k", "num_images",
                        "metric", "value", *PROVENANCE_COLUMNS]
 

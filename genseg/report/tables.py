@@ -396,7 +396,8 @@ def paired_tests(paired: pd.DataFrame) -> pd.DataFrame:
 def uncertainty(frame: pd.DataFrame) -> pd.DataFrame:
     """``uncertainty.csv`` -> a row per experiment and domain (mean over its seeds): the predictive
     distribution, mIoU (%) of its argmax and of one sample, mean entropy (nats), AUROC (%) of entropy
-    for errors, ECE (%), images/s (K draws included) and the step's wall seconds per run."""
+    for errors, ECE (%), the share of errors at zero entropy (%), images/s (K draws included) and the
+    step's wall seconds per run."""
     if frame.empty:
         return pd.DataFrame({"Method": ["no uncertainty runs (workflow config: uncertainty.experiments)"]}).set_index("Method")
     wide = frame.pivot_table(index=["experiment", "display_name", "domain", "kind", "k", "num_images"], columns="metric",
@@ -414,6 +415,7 @@ def uncertainty(frame: pd.DataFrame) -> pd.DataFrame:
         "Mean entropy": wide.mean_entropy.map(num),
         "AUROC (%)": wide.auroc.map(pct),
         "ECE (%)": wide.ece.map(pct),
+        "Errors at H = 0 (%)": wide.zero_entropy_errors.map(pct),
         "Images/s": wide.images_per_s.map(lambda v: f"{v:.1f}"),
         "Wall (s)": wide.wall_seconds.map(lambda v: f"{v:.1f}"),
     })

@@ -8,9 +8,9 @@ from . import Figure, Table, caption
 UNCERTAINTY = ("Per-pixel uncertainty on the in-domain {split} images (the first Images of the split). The predictive "
                "distribution p of a pixel: the softmax (discriminative methods; Mask2Former: its semantic scores normalised "
                "over the classes) or the vote frequencies of K samples (FlowSeg from noise; GSS with tokens drawn from its "
-               "prior at temperature 1), seeds 0..K-1. mIoU (argmax): of argmax p, the majority vote; mIoU (1 sample): of one "
+               "prior at temperature 1), seeds s..s+K-1 (uncertainty.sample_seed s). mIoU (argmax): of argmax p, the majority vote; mIoU (1 sample): of one "
                "draw. Mean entropy: H(p) in nats. AUROC: of H(p) for the event \"argmax p is wrong\" (50: no ranking). ECE: of "
-               "max p, 15 equal-width bins. Ignore pixels excluded. Images/s: of the K draws together; Wall: the step per run.")
+               "max p, 15 equal-width bins. Errors at H = 0: the share of wrong pixels with zero entropy (votes: unanimous), which no entropy threshold flags. Ignore pixels excluded. Images/s: of the K draws together; Wall: the step per run.")
 
 
 def uncertainty_table(inputs):
