@@ -1,4 +1,4 @@
-"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, aggregate, report, publish, models, benchmark, convert-dvae, convert-pixnerd, weights."""
+"""``genseg`` command line: generate-synthetic, write-fixture, write-config, train, evaluate, uncertainty, aggregate, report, publish, models, benchmark, convert-dvae, convert-pixnerd, weights."""
 
 from __future__ import annotations
 
@@ -87,6 +87,15 @@ def cmd_evaluate(args) -> None:
     print(json.dumps({"run_id": record["run_id"], "split": args.split, "miou": record["scores"]["miou"]}))
 
 
+def cmd_uncertainty(args) -> None:
+    from .engine.uncertainty import uncertainty_run
+
+    record = uncertainty_run(args.run_dir, args.split, args.domain, args.out, k=args.k, max_images=args.max_images, seed=args.seed,
+                             device=args.device, gpus=args.gpus)
+    print(json.dumps({"run_id": record["run_id"], "kind": record["kind"], "k": record["k"], "num_images": record["num_images"],
+                      "images_per_s": record["images_per_s"], "wall_seconds": record["wall_seconds"], **record["scores"]}))
+
+
 def cmd_aggregate(args) -> None:
     from .report.aggregate import (
         GRID_METRICS,
@@ -113,13 +122,18 @@ def cmd_aggregate(args) -> None:
         write_results(pair_provenance(paired, frame), args.paired_out)  # and whether either run was dirty
     if args.samples_out:
         collect_samples(args.metrics, args.samples_out)
+    if args.uncertainty_out:
+        from .report.aggregate import aggregate_uncertainty
+
+        aggregate_uncertainty(args.uncertainty, args.uncertainty_out, args.uncertainty_samples_out)
 
 
 def cmd_report(args) -> None:
     from .report.build import build_report
 
     build_report(args.metrics, args.out_dir, curves=args.curves, ablations=args.ablations, paired=args.paired, samples=args.samples,
-                 split=json.loads(args.splits) if args.splits else args.split)
+                 split=json.loads(args.splits) if args.splits else args.split, uncertainty=args.uncertainty,
+                 uncertainty_samples=args.uncertainty_samples)
 
 
 def cmd_publish(args) -> None:
@@ -268,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "With device auto and more devices visible, the job locks free ones (genseg.devices)")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("uncertainty", help="per-pixel uncertainty of a trained run on one test domain: entropy, AUROC, ECE "
+                                           "(softmax, or the votes of K samples)")
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test")
+    p.add_argument("--domain", default="", help="the test domain (default: all)")
+    p.add_argument("--out", required=True, help="JSON path (an .npz of a few images' entropy maps goes beside it)")
+    p.add_argument("--k", type=int, default=8, help="samples per image (methods that sample; 1 draw each, seeds seed..seed+k-1)")
+    p.add_argument("--max-images", type=int, default=100, help="the first N images of the split (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first sample")
+    p.add_argument("--device", default=None)
+    p.add_argument("--gpus", type=int, default=None, help="devices this job may use (the workflow passes its `gpu` resource)")
+    p.set_defaults(func=cmd_uncertainty)
+
     p = sub.add_parser("aggregate", help="metrics JSONs -> one tidy CSV (and .parquet beside each CSV)")
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True)
@@ -277,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", default="", help='JSON list of [a, b] experiment pairs to compare, e.g. [["x", "y"]]')
     p.add_argument("--paired-out", default="", help="paired bootstrap over images of each pair (CSV)")
     p.add_argument("--samples-out", default="", help="kept (image, label, prediction) samples (.npz)")
+    p.add_argument("--uncertainty", nargs="*", default=[], help="`genseg uncertainty` JSONs of the runs")
+    p.add_argument("--uncertainty-out", default="", help="their tidy CSV (a row per run x domain x metric)")
+    p.add_argument("--uncertainty-samples-out", default="", help="their kept images, error and entropy maps (.npz)")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("report", help="tidy CSV (its .parquet when present) -> tables (Markdown, LaTeX) and figures (PNG, PDF)")
@@ -285,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablations", default="", help="the workflow's ablations.json (rows of each ablation file)")
     p.add_argument("--paired", default="", help="paired comparisons CSV from `genseg aggregate --paired-out`")
     p.add_argument("--samples", default="", help="kept samples (.npz) from `genseg aggregate --samples-out`")
+    p.add_argument("--uncertainty", default="", help="uncertainty CSV from `genseg aggregate --uncertainty-out` (none: an empty table)")
+    p.add_argument("--uncertainty-samples", default="", help="its maps (.npz) from `genseg aggregate --uncertainty-samples-out`")
     p.add_argument("--split", default="test", help="the evaluated split the tables show, for every domain")
     p.add_argument("--splits", default="", help='JSON {domain: split}: each domain\'s own split (the workflow\'s evaluate.domains); overrides --split')
     p.add_argument("--out-dir", required=True)

@@ -136,6 +136,30 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class UncertaintyConfig:
+    """The workflow's ``uncertainty`` block (``genseg uncertainty``): the runs of ``experiments`` with
+    a seed in ``seeds`` are scored on their in-domain test domains, over the first ``max_images``
+    images (0: all); a sampling method draws ``k`` label maps per image, seeds ``sample_seed`` ..
+    ``sample_seed + k - 1``."""
+
+    experiments: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    k: int = 8
+    max_images: int = 100
+    sample_seed: int = 0
+
+    def check(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"uncertainty.k must be >= 1 (samples per image), got {self.k}")
+        if self.max_images < 0:
+            raise ConfigError(f"uncertainty.max_images must be >= 0 (0: every image), got {self.max_images}")
+        if not self.seeds or any(s < 0 for s in self.seeds):
+            raise ConfigError(f"uncertainty.seeds must be a non-empty list of integers >= 0, got {list(self.seeds)}")
+        if self.sample_seed < 0:
+            raise ConfigError(f"uncertainty.sample_seed must be >= 0, got {self.sample_seed}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0

@@ -82,7 +82,7 @@ def upstream_files(cfg: RunConfig, runs_dir: str | Path) -> list[str]:
 def select_experiments(workflow: dict, names: list[str]) -> dict:
     """The workflow config restricted to the experiments ``names`` (config key ``only``) and those
     whose runs they start from (``{runs}/<experiment>-s{seed}`` or ``-s<n>`` in their options); ``compare``
-    keeps the pairs within them. An unknown name is an error listing the known ones."""
+    keeps the pairs within them, ``uncertainty.experiments`` those among them. An unknown name is an error listing the known ones."""
     known = workflow["experiments"]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -93,8 +93,12 @@ def select_experiments(workflow: dict, names: list[str]) -> dict:
         if name not in keep:
             keep.add(name)
             todo.extend(re.findall(r"\{runs\}/([^/]+?)-s(?:\{seed\}|\d+)/", json.dumps(known[name] or {})))
-    return {**workflow, "experiments": {k: v for k, v in known.items() if k in keep},
-            "compare": [pair for pair in workflow.get("compare", []) if set(pair) <= keep]}
+    out = {**workflow, "experiments": {k: v for k, v in known.items() if k in keep},
+           "compare": [pair for pair in workflow.get("compare", []) if set(pair) <= keep]}
+    if workflow.get("uncertainty"):
+        block = workflow["uncertainty"]
+        out["uncertainty"] = {**block, "experiments": [e for e in block.get("experiments", []) if e in keep]}
+    return out
 
 
 def apply_overlay(workflow: dict) -> dict:
@@ -260,3 +264,36 @@ def eval_plan(evaluate: dict, cfg: RunConfig, with_sweeps: bool = True, split: s
             if d["name"] in cfg.data.train_domains:  # a sweep value equal to the run's own is its default variant
                 plan += [entry(d, {key: value}) for key, values in sweeps.items() for value in values if value != own[key]]
     return [e for e in plan if split is None or split_of[e[0]] == split]
+
+
+def uncertainty_config(workflow: dict):
+    """The ``uncertainty`` block as a checked :class:`~genseg.config.UncertaintyConfig` (absent: no runs);
+    an experiment the config does not have is an error naming it."""
+    from .config import UncertaintyConfig, from_dict
+
+    block = from_dict(UncertaintyConfig, workflow.get("uncertainty") or {}, "uncertainty")
+    block.check()
+    unknown = [e for e in block.experiments if e not in workflow["experiments"]]
+    if unknown:
+        raise ConfigError(f"uncertainty.experiments: {', '.join(unknown)} not an experiment of this config; "
+                          f"expected some of {', '.join(workflow['experiments'])}")
+    return block
+
+
+def uncertainty_jobs(workflow: dict, runs: dict[str, RunConfig]) -> list[tuple[str, str, str]]:
+    """(run id, domain, split) of every uncertainty job: the runs of ``uncertainty.experiments`` with a
+    seed in ``uncertainty.seeds``, on each in-domain test domain.
+    A listed experiment whose method declares no uncertainty (:attr:`MethodSpec.uncertainty`) is an error."""
+    from .methods import method_spec
+
+    block = uncertainty_config(workflow)
+    split_of = domain_splits(workflow["evaluate"])
+    jobs = []
+    for rid, cfg in runs.items():
+        if cfg.name not in block.experiments or cfg.seed not in block.seeds:
+            continue
+        if not method_spec(cfg.model.method).uncertainty(cfg.model.options):
+            raise ConfigError(f"uncertainty.experiments: {cfg.name} (model.method {cfg.model.method!r}) gives no predictive "
+                              "distribution (an oracle, or a deterministic generative run); remove it")
+        jobs += [(rid, d, split_of[d]) for d in cfg.data.train_domains if d in split_of]
+    return jobs

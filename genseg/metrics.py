@@ -169,3 +169,119 @@ class GridArtifacts:
                 ratios.append((changes / pairs) / (off_changes / off_pairs))
             out[p] = max(ratios) if ratios else None
         return out
+
+
+# --- Predictive uncertainty: a per-pixel distribution p (softmax, or the vote frequencies of K samples) ---
+
+ECE_BINS = 15  # equal-width confidence bins of the expected calibration error (Guo et al., 2017)
+AUROC_BINS = 4096  # equal-width entropy bins over [0, log C] of the streamed AUROC
+
+
+def vote_frequencies(samples: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(K, B, H, W) label maps -> (B, C, H, W) empirical distribution p_c = #{k: y_k = c} / K
+    (labels outside 0..C-1 count for no class)."""
+    valid = (samples >= 0) & (samples < num_classes)
+    onehot = torch.nn.functional.one_hot(samples.clamp(0, num_classes - 1).long(), num_classes) * valid[..., None]
+    return onehot.sum(0).permute(0, 3, 1, 2).float() / samples.shape[0]
+
+
+def entropy(p: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """H(p) = -sum_c p_c log p_c in nats (0 log 0 = 0) along ``dim``: 0 for a unanimous vote, log K
+    for K votes on K different classes, log C for a uniform distribution over C classes."""
+    p = p.float()
+    return -(p * torch.where(p > 0, p.log(), torch.zeros_like(p))).sum(dim)
+
+
+def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
+    """AUROC = P(s+ > s-) + P(s+ = s-) / 2 over all (positive, negative) pairs (Mann-Whitney U / n+ n-,
+    ties counted half); NaN without positives or negatives. Exact, by average ranks."""
+    scores, positives = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(positives, dtype=bool).ravel()
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores))
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts + 1) / 2.0  # 1-based average rank of each tie group
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auroc_from_histograms(positive: np.ndarray, negative: np.ndarray) -> float:
+    """AUROC from the score histograms of positives and negatives over the same increasing bins:
+    sum_b pos_b (neg below b + neg_b / 2) / (n+ n-), a tie being a shared bin. Equals :func:`auroc`
+    when distinct scores never share a bin; NaN without positives or negatives."""
+    positive, negative = np.asarray(positive, dtype=np.float64), np.asarray(negative, dtype=np.float64)
+    n_pos, n_neg = positive.sum(), negative.sum()
+    if not n_pos or not n_neg:
+        return float("nan")
+    below = np.cumsum(negative) - negative
+    return float((positive * (below + negative / 2)).sum() / (n_pos * n_neg))
+
+
+def expected_calibration_error(count: np.ndarray, confidence_sum: np.ndarray, correct_sum: np.ndarray) -> float:
+    """ECE = sum_b (n_b / N) |acc_b - conf_b| over confidence bins b (n_b pixels, acc_b their accuracy,
+    conf_b their mean confidence); NaN for no pixels."""
+    count = np.asarray(count, dtype=np.float64)
+    total = count.sum()
+    if not total:
+        return float("nan")
+    gap = np.abs(np.asarray(correct_sum, dtype=np.float64) - np.asarray(confidence_sum, dtype=np.float64))  # n_b |acc_b - conf_b|
+    return float(gap.sum() / total)
+
+
+class UncertaintyMeter:
+    """Streams a split's predictive distributions p (B, C, H, W) against labels (B, H, W); ignore pixels dropped.
+
+    The prediction is argmax_c p_c (the majority vote; ties: the lowest class id), its confidence
+    max_c p_c, its uncertainty H(p) (:func:`entropy`). Kept: the confusion matrices of the
+    prediction and of an optional single prediction (one sample), entropy histograms of wrong and
+    right pixels (:data:`AUROC_BINS` bins over [0, log C]: AUROC of entropy for "wrong"), and
+    per-confidence-bin counts, confidence and accuracy sums (:data:`ECE_BINS` equal-width bins)."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, device=None):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.majority = ConfusionMatrix(num_classes, ignore_index, device)
+        self.single = ConfusionMatrix(num_classes, ignore_index, device)
+        self.top = float(np.log(num_classes)) if num_classes > 1 else 1.0
+        self.wrong_hist = torch.zeros(AUROC_BINS, dtype=torch.float64, device=device)
+        self.right_hist = torch.zeros(AUROC_BINS, dtype=torch.float64, device=device)
+        self.bins = {k: torch.zeros(ECE_BINS, dtype=torch.float64, device=device) for k in ("count", "confidence", "correct")}
+        self.entropy_sum, self.pixels = 0.0, 0
+
+    def update(self, p: torch.Tensor, labels: torch.Tensor, single: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add a batch; returns (prediction, entropy map), each (B, H, W)."""
+        confidence, pred = p.max(1)
+        ent = entropy(p)
+        self.majority.update(pred, labels)
+        self.single.update(pred if single is None else single, labels)
+        valid = labels != self.ignore_index
+        h, conf, wrong = ent[valid].double(), confidence[valid].double(), (pred[valid] != labels[valid])
+        index = (h / self.top * AUROC_BINS).long().clamp(0, AUROC_BINS - 1)
+        self.wrong_hist += torch.bincount(index[wrong], minlength=AUROC_BINS).to(self.wrong_hist)
+        self.right_hist += torch.bincount(index[~wrong], minlength=AUROC_BINS).to(self.right_hist)
+        b = (conf * ECE_BINS).long().clamp(0, ECE_BINS - 1)
+        self.bins["count"] += torch.bincount(b, minlength=ECE_BINS).to(self.bins["count"])
+        self.bins["confidence"] += torch.bincount(b, weights=conf, minlength=ECE_BINS)
+        self.bins["correct"] += torch.bincount(b, weights=(~wrong).double(), minlength=ECE_BINS)
+        self.entropy_sum += float(h.sum())
+        self.pixels += int(valid.sum())
+        return pred, ent
+
+    def compute(self) -> dict:
+        """miou / aacc of the prediction, miou_single, auroc, ece, mean_entropy (nats), error_rate, pixels, and
+        zero_entropy_errors: the share of wrong pixels in the lowest entropy bin (H < log C / :data:`AUROC_BINS`;
+        for votes: unanimous), errors no entropy threshold can flag."""
+        scores, single = self.majority.compute(), self.single.compute()
+        wrong, right = self.wrong_hist.cpu().numpy(), self.right_hist.cpu().numpy()
+        bins = {k: v.cpu().numpy() for k, v in self.bins.items()}
+        return {
+            "miou": scores["miou"], "aacc": scores["aacc"], "miou_single": single["miou"],
+            "auroc": auroc_from_histograms(wrong, right),
+            "ece": expected_calibration_error(bins["count"], bins["confidence"], bins["correct"]),
+            "mean_entropy": self.entropy_sum / self.pixels if self.pixels else float("nan"),
+            "error_rate": float(wrong.sum() / self.pixels) if self.pixels else float("nan"),
+            "zero_entropy_errors": float(wrong[0] / wrong.sum()) if wrong.sum() else float("nan"),
+            "pixels": self.pixels,
+        }

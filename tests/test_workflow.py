@@ -35,6 +35,7 @@ def tiny_workflow_config(name="tiny"):
     keep = ("deeplabv3plus-r18", "flowseg-kronecker-vanilla", "flowseg-kronecker-reshaped",
             "vqvae-d4", "maskige-ff", "maskige-ft", "gss-ff", "gss-ft")  # GSS: its three stages, chained
     cfg["experiments"] = {name: cfg["experiments"][name] for name in keep}
+    cfg["uncertainty"].update(experiments=[e for e in cfg["uncertainty"]["experiments"] if e in keep], k=2, max_images=4)
     for name in ("deeplabv3plus-r18", "flowseg-kronecker-reshaped"):  # two seeds: the pair FlowSeg - DeepLabV3+ over seeds
         cfg["experiments"][name]["seeds"] = [0, 1]
     for name in keep[1:]:
@@ -61,10 +62,20 @@ def test_default_config_plans_with_each_profile(profile, tmp_path):
         pytest.skip("slurm extra not installed (pip install -e '.[slurm]')")
     run = snakemake("-n", *(["--profile", str(REPO / "profiles" / profile)] if profile else []), "--directory", str(tmp_path))
     text = planned_jobs(run)
-    for rule in ("synthetic_data", "train", "evaluate", "aggregate", "report"):
+    for rule in ("synthetic_data", "train", "evaluate", "uncertainty", "aggregate", "report"):
         assert rule in text, rule
     if not profile:
         assert "genseg generate-synthetic" in text
+
+
+def test_default_config_plans_the_uncertainty_of_its_headline_seed_0_runs(tmp_path):
+    """One uncertainty job per run of the `uncertainty` block, on the in-domain test domain, feeding aggregate."""
+    text = planned_jobs(snakemake("-n", "--directory", str(tmp_path)))
+    cfg = yaml.safe_load((REPO / "workflow/config/default.yaml").read_text())["uncertainty"]
+    planned = set(re.findall(r"results/default/runs/([\w.+=-]+)/uncertainty/test/clean\.json", text))
+    assert planned == {f"{e}-s0" for e in cfg["experiments"]}
+    assert f"--k {cfg['k']} --max-images {cfg['max_images']} --seed {cfg['sample_seed']}" in text
+    assert "--uncertainty-out results/default/uncertainty.csv" in text
 
 
 def test_config_typo_fails_before_any_job(tmp_path):
@@ -112,8 +123,12 @@ def test_end_to_end_in_a_temporary_folder(tmp_path):
     assert sorted(pooled.seed.astype(str)) == ["0", "0", "1", "1", "all", "all"] and set(pooled.n_seeds) == {1, 2}
     assert "| flowseg-kronecker-reshaped − deeplabv3plus-r18 | all (2) |" in (out / "report" / "paired_tests.md").read_text()
     assert "FlowSeg (flowseg-kronecker-reshaped)" in (out / "report" / "main_results.md").read_text()
-    for name in ("qualitative", "latency", "vector_field", "flowseg_convergence"):
+    for name in ("qualitative", "latency", "vector_field", "flowseg_convergence", "uncertainty"):
         assert (out / "report" / f"{name}.png").stat().st_size > 5000, name
+    uncertainty = pd.read_csv(out / "uncertainty.csv")  # the tiny config's uncertainty runs: DeepLabV3+, FlowSeg, GSS-FF
+    assert set(uncertainty.run_id) == {"deeplabv3plus-r18-s0", "flowseg-kronecker-vanilla-s0", "flowseg-kronecker-reshaped-s0", "gss-ff-s0"}
+    assert uncertainty[uncertainty.metric.isin(["miou", "auroc", "ece"])].value.dropna().between(0, 1).all()
+    assert "| FlowSeg (flowseg-kronecker-reshaped) | clean | 2 samples (votes) |" in (out / "report" / "uncertainty.md").read_text()
     frame = pd.read_csv(out / "metrics.csv")
     miou = frame[frame.metric == "miou"]
     assert set(miou.domain) == {"clean", "shifted"} and miou.value.between(0, 1).all()

@@ -1,7 +1,7 @@
 """Methods behind one interface (:class:`SegmentationMethod`); ``build_method`` makes one from config.
 
 ``METHODS`` is the method table: config name -> :class:`MethodSpec` (options dataclass,
-builder, display name, training stage, oracle flag, sweeps, the tables it feeds), each spec
+builder, display name, training stage, oracle flag, sweeps, the tables it feeds, its uncertainty), each spec
 defined in its method's module. Adding a method is one module and one entry here. Options
 are checked strictly, so a typo in ``model.*`` names the key and the allowed ones.
 """

@@ -28,6 +28,10 @@ class SegmentationMethod(nn.Module):
         """Class ids (B, H, W) int64 at the input resolution."""
         raise NotImplementedError
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-pixel class probabilities (B, C, H, W) at the input resolution (spec ``uncertainty: softmax``)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no class probabilities")
+
     def check_predict_options(self, options: dict) -> None:
         """ConfigError naming ``eval.predict`` unless ``options`` are keyword options of ``predict``
         (methods add range checks); called before training, whose validation uses them."""
@@ -119,6 +123,11 @@ class PixelClassifier(SegmentationMethod):
         if options:
             raise ValueError(f"{type(self).__name__}.predict takes no options, got {sorted(options)}")
         return self.logits(images).argmax(1)
+
+    @torch.no_grad()
+    def probabilities(self, images):
+        """softmax(logits) over the classes."""
+        return self.logits(images).float().softmax(1)
 
 
 def check_timm_file(path: str, encoder: str, key: str = "model.pretrained_file") -> Path:

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .base import PixelClassifier, check_timm_fits, pad_to_multiple
-from .spec import MethodSpec
+from .spec import MethodSpec, softmax_uncertainty
 
 STATE_DICT_FORMAT = ".safetensors (preferred) or a torch .pth/.pt/.bin state dict"
 # Keys of classification heads that an ImageNet checkpoint may carry and an encoder lacks.
@@ -357,6 +357,6 @@ PUBLISHED_PARAMS_M: dict[str, tuple[float, str]] = {
 }
 
 
-DEEPLABV3PLUS_SPEC = MethodSpec(SmpOptions, build_deeplabv3plus, "DeepLabV3+")
-SEGFORMER_SPEC = MethodSpec(SegformerOptions, build_segformer, "SegFormer")
-UPERNET_SPEC = MethodSpec(UPerNetOptions, build_upernet, "UPerNet")
+DEEPLABV3PLUS_SPEC = MethodSpec(SmpOptions, build_deeplabv3plus, "DeepLabV3+", uncertainty=softmax_uncertainty)
+SEGFORMER_SPEC = MethodSpec(SegformerOptions, build_segformer, "SegFormer", uncertainty=softmax_uncertainty)
+UPERNET_SPEC = MethodSpec(UPerNetOptions, build_upernet, "UPerNet", uncertainty=softmax_uncertainty)

@@ -32,7 +32,7 @@ from .maskformer import (
     load_pretrained_dir,
     swin_config,
 )
-from .spec import MethodSpec
+from .spec import MethodSpec, softmax_uncertainty
 
 if TYPE_CHECKING:  # transformers is imported when a Mask2Former is built, not with genseg.methods
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
@@ -107,4 +107,4 @@ def build_mask2former(options: Mask2FormerOptions, num_classes: int, ignore_inde
     return Mask2Former(options, num_classes, ignore_index)
 
 
-MASK2FORMER_SPEC = MethodSpec(Mask2FormerOptions, build_mask2former, "Mask2Former")
+MASK2FORMER_SPEC = MethodSpec(Mask2FormerOptions, build_mask2former, "Mask2Former", uncertainty=softmax_uncertainty)

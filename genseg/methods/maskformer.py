@@ -34,7 +34,7 @@ from torch import nn
 
 from .base import ImageNorm, SegmentationMethod, pad_to_multiple
 from .baselines import pad_labels
-from .spec import MethodSpec
+from .spec import MethodSpec, softmax_uncertainty
 
 if TYPE_CHECKING:  # transformers is imported when a MaskFormer is built, not with genseg.methods
     from transformers import MaskFormerConfig, MaskFormerForInstanceSegmentation
@@ -379,6 +379,13 @@ class MaskFormer(SegmentationMethod):
             raise ValueError(f"{type(self).__name__}.predict takes no options, got {sorted(options)}")
         return self.scores(images).argmax(1)
 
+    @torch.no_grad()
+    def probabilities(self, images):
+        """The semantic scores normalised over the classes, s_k / sum_j s_j (they are sums of
+        p_q(k) sigmoid(m_q), not a distribution; argmax unchanged)."""
+        scores = self.scores(images).float().clamp(min=0)
+        return scores / scores.sum(1, keepdim=True).clamp(min=1e-12)
+
 
 def semantic_scores(class_logits: torch.Tensor, mask_logits: torch.Tensor, size) -> torch.Tensor:
     """The library's semantic post-processing: einsum over queries, then bilinear resize to ``size``."""
@@ -391,4 +398,4 @@ def build_maskformer(options: MaskFormerOptions, num_classes: int, ignore_index:
     return MaskFormer(options, num_classes, ignore_index)
 
 
-MASKFORMER_SPEC = MethodSpec(MaskFormerOptions, build_maskformer, "MaskFormer")
+MASKFORMER_SPEC = MethodSpec(MaskFormerOptions, build_maskformer, "MaskFormer", uncertainty=softmax_uncertainty)

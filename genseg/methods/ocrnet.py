@@ -36,7 +36,7 @@ from .baselines import (
     pad_labels,
     read_state_dict,
 )
-from .spec import MethodSpec
+from .spec import MethodSpec, softmax_uncertainty
 
 
 class HRNetV2(nn.Module):
@@ -157,4 +157,4 @@ def build_ocrnet(options: OCRNetOptions, num_classes: int, ignore_index: int) ->
     return model
 
 
-OCRNET_SPEC = MethodSpec(OCRNetOptions, build_ocrnet, "OCRNet")
+OCRNET_SPEC = MethodSpec(OCRNetOptions, build_ocrnet, "OCRNet", uncertainty=softmax_uncertainty)

@@ -16,6 +16,18 @@ def plain_stage(options: dict) -> str:
     return "train"
 
 
+UNCERTAINTY = ("softmax", "samples")  # how a method gives a per-pixel predictive distribution
+
+
+def no_uncertainty(options: dict) -> str:
+    return ""
+
+
+def softmax_uncertainty(options: dict) -> str:
+    """A discriminative model: its per-pixel class probabilities (``SegmentationMethod.probabilities``)."""
+    return "softmax"
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A method's options dataclass, builder and self-description.
@@ -27,7 +39,12 @@ class MethodSpec:
     ``sweeps``: sweepable predict options and their default values (``evaluate.sweeps``).
     ``tables``: the method-specific report tables and figures its runs feed. ``objective``: model
     options -> the name of the training objective a run uses, for methods with several (the report
-    pairs runs of one model that differ in it); None: one objective."""
+    pairs runs of one model that differ in it); None: one objective.
+
+    ``uncertainty``: model options -> how a run gives a predictive distribution per pixel
+    (``genseg uncertainty``): ``softmax`` (its :meth:`probabilities`), ``samples`` (K label maps
+    of ``predict(images, **sample_options, seed=s)``, s = seed .. seed + K - 1) or "" (none:
+    oracles, deterministic generative runs)."""
 
     options: type
     build: Callable[..., Any]
@@ -37,6 +54,8 @@ class MethodSpec:
     sweeps: dict[str, tuple] = field(default_factory=dict)
     tables: tuple[str, ...] = ()
     objective: Callable[[dict], str] | None = None
+    uncertainty: Callable[[dict], str] = no_uncertainty
+    sample_options: dict = field(default_factory=dict)
 
     def display(self, options: dict) -> str:
         """The name tables show for a run with these model options."""

@@ -297,3 +297,37 @@ def read_results(path: str | Path) -> pd.DataFrame:
     if not csv.is_file():
         raise FileNotFoundError(f"{path}: no results table there (neither {csv.name} nor {parquet.name})")
     return pd.read_csv(csv)
+
+
+UNCERTAINTY_METRICS = ("miou", "miou_single", "aacc", "auroc", "ece", "mean_entropy", "error_rate", "zero_entropy_errors")
+UNCERTAINTY_COLUMNS = ["run_id", "experiment", "method", "display_name", "seed", "split", "domain", "kind", "k", "num_images",
+                       "metric", "value", *PROVENANCE_COLUMNS]
+
+
+def aggregate_uncertainty(paths: list[str | Path], out: str | Path, samples_out: str | Path = "") -> pd.DataFrame:
+    """``genseg uncertainty`` JSONs -> one tidy CSV (a row per run x domain x metric: the scores,
+    ``images_per_s`` and ``wall_seconds``); with ``samples_out``, the kept maps of the lowest seed
+    per experiment -> one .npz: ``image/<domain>/<i>``, ``label/<domain>/<i>``, and
+    ``pred/<experiment>/<domain>/<i>``, ``entropy/<experiment>/<domain>/<i>``."""
+    rows, arrays, seen = [], {}, {}
+    for path in (Path(p) for p in paths if str(p)):
+        record = json.loads(path.read_text())
+        key = {c: record[c] for c in ("run_id", "experiment", "method", "display_name", "split", "domain", "kind", "k", "num_images")}
+        key.update(seed=record["provenance"]["seed"], **provenance_columns(record))
+        values = {**record["scores"], "images_per_s": record["images_per_s"], "wall_seconds": record["wall_seconds"]}
+        rows += [dict(key, metric=m, value=values[m]) for m in (*UNCERTAINTY_METRICS, "images_per_s", "wall_seconds")]
+        domain, npz = record["domain"], path.with_suffix(".npz")
+        if samples_out and npz.exists() and seen.get((record["experiment"], domain), np.inf) > key["seed"]:
+            seen[(record["experiment"], domain)] = key["seed"]
+            with np.load(npz) as data:
+                for name in data.files:
+                    kind, index = name.rsplit("_", 1)
+                    own = kind in ("pred", "entropy")
+                    arrays[f"{kind}/{record['experiment']}/{domain}/{index}" if own else f"{kind}/{domain}/{index}"] = data[name]
+    frame = pd.DataFrame(rows, columns=UNCERTAINTY_COLUMNS)
+    write_results(frame, out)
+    if samples_out:
+        with atomic_path(samples_out) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+    return frame

@@ -1,8 +1,8 @@
 """Every table and figure of the report from aggregated results alone (no model, no data).
 
 Inputs are the files ``genseg aggregate`` writes under ``results/<config>/`` (``metrics.csv``,
-``curves.csv``, ``paired.csv``, each read from its ``.parquet`` when present, and ``samples.npz``)
-and the workflow's ``ablations.json``; the
+``curves.csv``, ``paired.csv``, each read from its ``.parquet`` when present, ``samples.npz``,
+``uncertainty.csv``, ``uncertainty_samples.npz``) and the workflow's ``ablations.json``; the
 papers' numbers come from ``results/reference/paper_reported.csv`` and are always shown as
 "reported", in their own columns or blocks, never mixed with ours. What is written is the
 list of definitions in :mod:`genseg.report.families`.
@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..io import write_text
 from . import tables
-from .aggregate import read_results, with_identity
+from .aggregate import UNCERTAINTY_COLUMNS, read_results, with_identity
 from .families import Inputs, Table, definitions
 from .reference import load_reported
 
@@ -42,9 +42,12 @@ def write_table(out: Path, name: str, blocks: list[tuple[pd.DataFrame, str]]) ->
 
 
 def report_inputs(metrics: str | Path, *, curves: str | Path = "", ablations: str | Path = "", paired: str | Path = "",
-                  samples: str | Path = "", reported: str | Path | None = None, split="test") -> Inputs:
+                  samples: str | Path = "", reported: str | Path | None = None, split="test",
+                  uncertainty: str | Path = "", uncertainty_samples: str | Path = "") -> Inputs:
     """The report's :class:`Inputs` from the aggregated files (tidy tables by their CSV path; the
-    parquet beside each is read when present, :func:`genseg.report.aggregate.read_results`)."""
+    parquet beside each is read when present, :func:`genseg.report.aggregate.read_results`).
+    ``uncertainty`` (and its ``uncertainty_samples``): ``genseg aggregate --uncertainty-out`` (none:
+    the uncertainty table says so)."""
     index = json.loads(Path(ablations).read_text()) if ablations else {"ablations": [], "rows": []}
     return Inputs(
         frame=with_identity(read_results(metrics)),
@@ -54,6 +57,8 @@ def report_inputs(metrics: str | Path, *, curves: str | Path = "", ablations: st
         split=tables.normal_split(split),
         samples=str(samples) if samples else "",
         ablations=index,
+        uncertainty=read_results(uncertainty) if uncertainty else pd.DataFrame(columns=UNCERTAINTY_COLUMNS),
+        uncertainty_samples=str(uncertainty_samples) if uncertainty_samples else "",
     )
 
 

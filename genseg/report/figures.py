@@ -501,3 +501,66 @@ def spacing_scatter(data: pd.DataFrame, stem: Path, title: str = "") -> list[Pat
         if title:
             fig.suptitle(title.split(":")[0], fontsize=8)
         return save(fig, stem)
+
+
+def uncertainty_maps(samples_path: str | Path, stem: Path, experiments: list[str] | None = None, max_images: int = 3) -> list[Path]:
+    """From ``uncertainty_samples.npz`` (:func:`~genseg.report.aggregate.aggregate_uncertainty`): per
+    image two rows, its error maps (red: argmax wrong; grey: ignore) beside the image and its
+    entropy maps (nats, one colour scale) beside the ground truth; a column per experiment."""
+    if not samples_path:
+        return _empty(stem, "no uncertainty maps (workflow config: uncertainty.experiments)")
+    with np.load(Path(samples_path)) as data:
+        arrays = {k: data[k] for k in data.files}
+    domains = sorted({k.split("/")[2] for k in arrays if k.startswith("entropy/")})
+    if not domains:
+        return _empty(stem, "no uncertainty maps (workflow config: uncertainty.experiments)")
+    domain = domains[0]
+    found = sorted({k.split("/")[1] for k in arrays if k.startswith(f"entropy/") and k.split("/")[2] == domain})
+    columns = [e for e in experiments if e in found] if experiments is not None else found
+    indices = sorted({k.rsplit("/", 1)[1] for k in arrays if k.startswith(f"label/{domain}/")}, key=int)[:max_images]
+    top = max(float(arrays[f"entropy/{e}/{domain}/{i}"].max()) for e in columns for i in indices if f"entropy/{e}/{domain}/{i}" in arrays)
+    ncols = 1 + len(columns)
+    cell = min(0.9, 2 * COLUMN_WIDTH_IN / ncols)
+    lut = _class_colours(int(max(arrays[f"label/{domain}/{i}"][arrays[f"label/{domain}/{i}"] != 255].max(initial=0) for i in indices)) + 1)
+    with _theme():
+        fig, axes = plt.subplots(2 * len(indices), ncols, figsize=(cell * ncols, cell * 2 * len(indices)), squeeze=False,
+                                 gridspec_kw={"wspace": 0.04, "hspace": 0.04})
+        fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
+        shown = None
+        for r, index in enumerate(indices):
+            label = arrays[f"label/{domain}/{index}"]
+            ignore = label == 255
+            for c in range(ncols):
+                for row, ax in ((2 * r, axes[2 * r, c]), (2 * r + 1, axes[2 * r + 1, c])):
+                    ax.set_xticks([])
+                    ax.set_yticks([])
+                    ax.grid(False)
+                    for side in ax.spines.values():
+                        side.set_linewidth(0.3)
+                    error_row = row == 2 * r
+                    if c == 0:
+                        ax.imshow(arrays[f"image/{domain}/{index}"] if error_row else _colourise(label.astype(np.int64), lut),
+                                  interpolation="nearest")
+                        if r == 0 and error_row:
+                            ax.set_title("image / truth", fontsize=SMALL, pad=2)
+                        continue
+                    e = columns[c - 1]
+                    pred, ent = arrays.get(f"pred/{e}/{domain}/{index}"), arrays.get(f"entropy/{e}/{domain}/{index}")
+                    if pred is None:
+                        ax.set_facecolor("0.85")
+                        continue
+                    if error_row:
+                        err = np.zeros((*label.shape, 3))
+                        err[(pred != label) & ~ignore] = (0.84, 0.15, 0.16)
+                        err[ignore] = 0.6
+                        ax.imshow(err, interpolation="nearest")
+                        if r == 0:
+                            ax.set_title("\n".join(textwrap.wrap(e, 12, break_on_hyphens=True)), fontsize=SMALL, pad=2)
+                    else:
+                        shown = ax.imshow(np.where(ignore, np.nan, ent.astype(np.float32)), cmap="magma", vmin=0, vmax=max(top, 1e-6),
+                                          interpolation="nearest")
+        if shown is not None:
+            bar = fig.colorbar(shown, ax=axes, orientation="horizontal", fraction=0.04, pad=0.02)
+            bar.set_label("entropy (nats); rows: errors (red), entropy", fontsize=SMALL)
+            bar.ax.tick_params(labelsize=SMALL)
+        return save(fig, stem)

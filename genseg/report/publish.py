@@ -23,7 +23,7 @@ from ..io import atomic_path
 from .aggregate import PROVENANCE_COLUMNS
 
 REQUIRED = ("metrics.csv",)
-OPTIONAL = ("summary.csv", "curves.csv", "paired.csv", "samples.npz", "ablations.json")
+OPTIONAL = ("summary.csv", "curves.csv", "paired.csv", "samples.npz", "ablations.json", "uncertainty.csv", "uncertainty_samples.npz")
 
 
 class PublishError(Exception):

@@ -457,6 +457,35 @@ def paired_tests(paired: pd.DataFrame) -> pd.DataFrame:
     return out.set_index("Comparison")
 
 
+def uncertainty(frame: pd.DataFrame) -> pd.DataFrame:
+    """``uncertainty.csv`` -> a row per experiment and domain (mean over its seeds): the predictive
+    distribution, mIoU (%) of its argmax and of one sample, mean entropy (nats), AUROC (%) of entropy
+    for errors, ECE (%), the share of errors at zero entropy (%), images/s (K draws included) and the
+    step's wall seconds per run."""
+    if frame.empty:
+        return pd.DataFrame({"Method": ["no uncertainty runs (workflow config: uncertainty.experiments)"]}).set_index("Method")
+    wide = frame.pivot_table(index=["experiment", "display_name", "domain", "kind", "k", "num_images"], columns="metric",
+                             values="value", aggfunc="mean").reset_index()
+    seeds = frame.groupby(["experiment", "domain"]).seed.nunique()
+    pct, num = (lambda v: f"{100 * v:.1f}"), (lambda v: f"{v:.3f}")
+    out = pd.DataFrame({
+        "Method": [f"{d} ({e})" for d, e in zip(wide.display_name, wide.experiment)],
+        "Domain": wide.domain,
+        "Predictive": [f"{int(k)} samples (votes)" if kind == "samples" else "softmax" for kind, k in zip(wide.kind, wide.k)],
+        "Images": wide.num_images.astype(int).astype(str),
+        "Seeds": [str(seeds[(e, d)]) for e, d in zip(wide.experiment, wide.domain)],
+        "mIoU (argmax)": wide.miou.map(pct),
+        "mIoU (1 sample)": wide.miou_single.map(pct),
+        "Mean entropy": wide.mean_entropy.map(num),
+        "AUROC (%)": wide.auroc.map(pct),
+        "ECE (%)": wide.ece.map(pct),
+        "Errors at H = 0 (%)": wide.zero_entropy_errors.map(pct),
+        "Images/s": wide.images_per_s.map(lambda v: f"{v:.1f}"),
+        "Wall (s)": wide.wall_seconds.map(lambda v: f"{v:.1f}"),
+    })
+    return out.set_index("Method")
+
+
 def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
     header = [table.index.name or ""] + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

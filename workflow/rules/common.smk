@@ -16,6 +16,8 @@ from genseg.experiments import (
     select_experiments,
     synthetic_root,
     training_stage,
+    uncertainty_config,
+    uncertainty_jobs,
     upstream_files,
 )
 from genseg.io import clear_stale_snakemake_locks, write_json, write_text, write_yaml
@@ -68,6 +70,9 @@ RUNS = run_configs(
 # a plain name: evaluate.split): one evaluation job per run and split.
 DOMAIN_SPLITS = domain_splits(config["evaluate"])
 EVAL_SPLITS = sorted(set(DOMAIN_SPLITS.values()))
+# Uncertainty (genseg uncertainty): the `uncertainty` block's runs on their in-domain test domains.
+UNCERTAINTY = uncertainty_config(config)
+UNCERTAINTY_JOBS = uncertainty_jobs(config, RUNS)
 # What train and evaluate jobs ask the scheduler for (schema `resources`; validate filled the
 # defaults of absent keys). The slurm profile sets none of these for train/evaluate: the config
 # decides (the gpu profile still sets gpu 1 and 8 train threads).
@@ -99,6 +104,7 @@ onstart:
 wildcard_constraints:
     run="|".join(map(re.escape, RUNS)) or "NONE",
     split="[a-z]+",
+    domain="|".join(map(re.escape, DOMAIN_SPLITS)) or "NONE",
 
 
 def runs_of(stage):
@@ -168,6 +174,14 @@ def eval_outputs():
     ]
 
 
+def uncertainty_outputs():
+    """One JSON per uncertainty job (run, in-domain test domain): uncertainty/<split>/<domain>.json."""
+    return [
+        f"{RESULTS}/runs/{run}/uncertainty/{split}/{domain}.json"
+        for run, domain, split in UNCERTAINTY_JOBS
+    ]
+
+
 def curve_outputs():
     return [f"{RESULTS}/runs/{run}/val_curve.csv" for run in RUNS]
 
@@ -176,6 +190,7 @@ def report_outputs():
     return [
         f"{RESULTS}/metrics.csv",
         f"{RESULTS}/curves.csv",
+        f"{RESULTS}/uncertainty.csv",
         f"{RESULTS}/ablations.json",
     ] + [
         f"{RESULTS}/report/{name}.{ext}"
@@ -202,3 +217,16 @@ def report_caption(name):
 REPORT_FILES = report_files(
     [asdict(a) for a in ABLATIONS if config["name"] in a.configs]
 )
+
+
+# `snakemake figures` rebuilds the report from the results of one default run committed here.
+REFERENCE_RESULTS = Path(workflow.basedir, "results/reference/default")
+
+
+def reference_uncertainty_args():
+    """The committed uncertainty results, when there are (results published before them have none)."""
+    files = {
+        "uncertainty": REFERENCE_RESULTS / "uncertainty.csv",
+        "uncertainty-samples": REFERENCE_RESULTS / "uncertainty_samples.npz",
+    }
+    return " ".join(f"--{k} '{v}'" for k, v in files.items() if v.exists())

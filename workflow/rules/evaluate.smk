@@ -27,3 +27,37 @@ rule evaluate:
     shell:
         "OMP_NUM_THREADS={threads} genseg evaluate {params.run_dir:q} --split {wildcards.split}"
         " --plan {params.plan:q} --out-dir {params.out_dir:q} --gpus {resources.gpu} > {log:q} 2>&1"
+
+
+# Uncertainty: one job per run and in-domain test domain of the config's `uncertainty` block
+# (genseg.experiments.uncertainty_jobs): the softmax or K samples per image over the first
+# max_images test images -> uncertainty/<split>/<domain>.json (+ .npz of a few entropy maps).
+
+
+rule uncertainty:
+    input:
+        model=f"{RESULTS}/runs/{{run}}/model.safetensors",
+        upstream=run_upstream,
+        data=dataset_ready(),
+    output:
+        record=f"{RESULTS}/runs/{{run}}/uncertainty/{{split}}/{{domain}}.json",
+        maps=f"{RESULTS}/runs/{{run}}/uncertainty/{{split}}/{{domain}}.npz",
+    log:
+        f"logs/{config['name']}/uncertainty/{{run}}_{{split}}_{{domain}}.log",
+    conda:
+        "../../environment.yml"
+    threads: RESOURCES["eval_threads"]
+    resources:
+        cpus_per_task=RESOURCES["eval_threads"],
+        mem_mb=RESOURCES["eval_mem_mb"],
+        runtime=RESOURCES["eval_runtime_min"],
+        gpu=RESOURCES["gpus_per_job"],
+    params:
+        run_dir=lambda w, input: os.path.dirname(input.model),
+        k=UNCERTAINTY.k,
+        max_images=UNCERTAINTY.max_images,
+        seed=UNCERTAINTY.sample_seed,
+    shell:
+        "OMP_NUM_THREADS={threads} genseg uncertainty {params.run_dir:q} --split {wildcards.split} --domain {wildcards.domain}"
+        " --out {output.record:q} --k {params.k} --max-images {params.max_images} --seed {params.seed}"
+        " --gpus {resources.gpu} > {log:q} 2>&1"

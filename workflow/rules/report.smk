@@ -6,6 +6,7 @@ rule aggregate:
     input:
         metrics=eval_outputs(),
         curves=curve_outputs(),
+        uncertainty=uncertainty_outputs(),
     output:
         metrics=f"{RESULTS}/metrics.csv",
         curves=f"{RESULTS}/curves.csv",
@@ -14,8 +15,10 @@ rule aggregate:
         samples=f"{RESULTS}/samples.npz",
         parquet=[
             f"{RESULTS}/{name}.parquet"
-            for name in ("metrics", "curves", "summary", "paired")
+            for name in ("metrics", "curves", "summary", "paired", "uncertainty")
         ],
+        uncertainty=f"{RESULTS}/uncertainty.csv",
+        uncertainty_samples=f"{RESULTS}/uncertainty_samples.npz",
     log:
         f"logs/{config['name']}/aggregate.log",
     localrule: True
@@ -26,7 +29,9 @@ rule aggregate:
     shell:
         "genseg aggregate {input.metrics:q} --out {output.metrics:q} --summary-out {output.summary:q}"
         " --curves {input.curves:q} --curves-out {output.curves:q}"
-        " --pairs {params.pairs:q} --paired-out {output.paired:q} --samples-out {output.samples:q} > {log:q} 2>&1"
+        " --pairs {params.pairs:q} --paired-out {output.paired:q} --samples-out {output.samples:q}"
+        " --uncertainty {input.uncertainty:q} --uncertainty-out {output.uncertainty:q}"
+        " --uncertainty-samples-out {output.uncertainty_samples:q} > {log:q} 2>&1"
 
 
 rule ablation_index:
@@ -58,6 +63,8 @@ rule report:
         ablations=f"{RESULTS}/ablations.json",
         paired=f"{RESULTS}/paired.csv",
         samples=f"{RESULTS}/samples.npz",
+        uncertainty=f"{RESULTS}/uncertainty.csv",
+        uncertainty_samples=f"{RESULTS}/uncertainty_samples.npz",
     output:
         [
             (
@@ -83,12 +90,13 @@ rule report:
     shell:
         "genseg report --metrics {input.metrics:q} --curves {input.curves:q} --ablations {input.ablations:q}"
         " --paired {input.paired:q} --samples {input.samples:q} --splits {params.splits:q}"
+        " --uncertainty {input.uncertainty:q} --uncertainty-samples {input.uncertainty_samples:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # `snakemake figures`: every table and figure again, from the aggregated results of one
 # default run committed under results/reference/default/ (no training, no data; < 1 min).
-REFERENCE_RESULTS = Path(workflow.basedir, "results/reference/default")
+# The committed uncertainty results join when present (reference_uncertainty_args, common.smk).
 
 
 rule figures:
@@ -113,7 +121,8 @@ rule figures:
         "../../environment.yml"
     params:
         out_dir=lambda w, output: os.path.dirname(output[0]),
+        uncertainty=reference_uncertainty_args(),
     shell:
         "genseg report --metrics {input.metrics:q} --curves {input.curves:q} --ablations {input.ablations:q}"
-        " --paired {input.paired:q} --samples {input.samples:q}"
+        " --paired {input.paired:q} --samples {input.samples:q} {params.uncertainty}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -238,6 +238,13 @@ def flowseg_objective(options: dict) -> str:
     return "reshaped" if options.get("reshape") and options.get("lam", 0) > 0 else "vanilla"
 
 
+def flowseg_uncertainty(options: dict) -> str:
+    """From noise, each seed draws another x_0 and so another label map: ``samples``; from the
+    image (``source: image``) the flow is deterministic: none."""
+    return "samples" if options.get("source", "noise") == "noise" else ""
+
+
 # Sampling steps are swept at evaluation (evaluate.sweeps); its runs feed FlowSeg's own tables.
 FLOWSEG_SPEC = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
-                     tables=("flowseg_steps", "flowseg_convergence"), objective=flowseg_objective)
+                     tables=("flowseg_steps", "flowseg_convergence"), objective=flowseg_objective,
+                     uncertainty=flowseg_uncertainty)

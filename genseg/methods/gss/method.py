@@ -355,15 +355,34 @@ class GSS(FrozenPosteriorMixin, SegmentationMethod):
         logs["loss"] = loss.item()
         return loss, logs
 
-    def decode(self, images: torch.Tensor) -> torch.Tensor:
-        """Image -> token argmax -> posterior decoder -> maskige (at maskige scale)."""
+    def decode(self, images: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Image -> tokens -> posterior decoder -> maskige (at maskige scale). Tokens: the argmax of
+        the prior (``temperature`` 0), else drawn per position from softmax(logits / temperature)."""
         token_logits, _ = self.prior_logits(images)
-        return self.codec.posterior.decode(token_logits.argmax(1))
+        if not temperature:
+            return self.codec.posterior.decode(token_logits.argmax(1))
+        b, n, th, tw = token_logits.shape
+        probs = (token_logits.float() / temperature).softmax(1).permute(0, 2, 3, 1).reshape(-1, n)
+        tokens = torch.multinomial(probs, 1, generator=generator).view(b, th, tw)
+        return self.codec.posterior.decode(tokens)
+
+    def check_predict_options(self, options: dict) -> None:
+        """Also: ``temperature`` a number >= 0, ``seed`` an integer."""
+        from ...config import ConfigError
+
+        super().check_predict_options(options)
+        temperature, seed = options.get("temperature", 0.0), options.get("seed", 0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ConfigError(f"eval.predict.temperature must be a number >= 0 (0: argmax tokens), got {temperature!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"eval.predict.seed must be an integer, got {seed!r}")
 
     @torch.no_grad()
-    def predict(self, images):
+    def predict(self, images, temperature: float = 0.0, seed: int = 0):
+        """Class ids; ``temperature`` > 0 samples the tokens (seeded by ``seed``) instead of their argmax."""
         h, w = images.shape[-2:]
-        maskige = self.decode(images)
+        generator = torch.Generator(device=images.device).manual_seed(seed) if temperature else None
+        maskige = self.decode(images, float(temperature), generator)
         s = self.options.maskige_scale
         maskige = maskige[..., : h * s, : w * s]
         return self.codec.logits(maskige, (h, w)).argmax(1)
@@ -406,4 +425,11 @@ def vqvae_stage(options: dict) -> str:
 VQVAE_SPEC = MethodSpec(VQVAEOptions, build_vqvae, "VQ-VAE", stage=vqvae_stage, oracle=True)
 MASKIGE_SPEC = MethodSpec(MaskigeOptions, build_maskige, "Maskige", stage=maskige_stage, oracle=True,
                      tables=("gss_reconstruction",))
-GSS_SPEC = MethodSpec(GSSOptions, build_gss, gss_name, stage=gss_stage, tables=("gss_prior",))
+def gss_uncertainty(options: dict) -> str:
+    """Tokens drawn from the prior's categorical (temperature 1), one label map per seed."""
+    return "samples"
+
+
+# The prior samples its tokens for the uncertainty step (``genseg uncertainty``).
+GSS_SPEC = MethodSpec(GSSOptions, build_gss, gss_name, stage=gss_stage, tables=("gss_prior",), uncertainty=gss_uncertainty,
+                      sample_options={"temperature": 1.0})

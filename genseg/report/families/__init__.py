@@ -1,5 +1,5 @@
 """The report as definitions: each family module (main, cross-domain, FlowSeg, GSS, ablations,
-statistics) lists its tables and figures; :func:`definitions` collects them, :func:`report_files`
+statistics, uncertainty) lists its tables and figures; :func:`definitions` collects them, :func:`report_files`
 names every file they write (the workflow's list of expected outputs) and
 :func:`genseg.report.build.build_report` writes them."""
 
@@ -27,6 +27,8 @@ class Inputs:
     split: Any = "test"  # a split name, or {domain: split}
     samples: str = ""  # samples.npz, or "" (no qualitative figure)
     ablations: dict = field(default_factory=lambda: {"ablations": [], "rows": []})  # ablations.json
+    uncertainty: pd.DataFrame = field(default_factory=pd.DataFrame)  # uncertainty.csv (genseg uncertainty)
+    uncertainty_samples: str = ""  # uncertainty_samples.npz, or "" (no maps)
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,10 @@ def definitions(ablations: list[dict] = ()) -> list[Table | Figure]:
     """Every table and figure of the report, family by family; ``ablations``: the ablation files
     (:class:`genseg.ablations.Ablation` as dicts) that join the config, one table (and figure) each."""
     from . import ablations as ablation_family
-    from . import cross_domain, flowseg, gss, main, statistics
+    from . import cross_domain, flowseg, gss, main, statistics, uncertainty
 
     return (main.DEFINITIONS + cross_domain.DEFINITIONS + flowseg.DEFINITIONS + gss.DEFINITIONS
-            + statistics.DEFINITIONS + ablation_family.definitions(ablations))
+            + statistics.DEFINITIONS + uncertainty.DEFINITIONS + ablation_family.definitions(ablations))
 
 
 def report_files(ablations: list[dict] = ()) -> dict[str, tuple[str, ...]]:
