@@ -38,7 +38,7 @@ rule uncertainty:
     input:
         model=f"{RESULTS}/runs/{{run}}/model.safetensors",
         upstream=run_upstream,
-        data=dataset_ready(),
+        data=dataset_ready,
     output:
         record=f"{RESULTS}/runs/{{run}}/uncertainty/{{split}}/{{domain}}.json",
         maps=f"{RESULTS}/runs/{{run}}/uncertainty/{{split}}/{{domain}}.npz",
