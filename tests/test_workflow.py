@@ -218,11 +218,13 @@ def test_figures_target_rebuilds_every_table_and_figure_from_committed_results(t
     assert "figures" in plan and not re.search(r"\b(train|evaluate|synthetic_data|aggregate)\b", plan.split("Job stats")[-1])
     snakemake("--cores", "1", "figures", "--directory", str(tmp_path))
     out = tmp_path / "results" / "figures"
-    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md", "flowseg_conditioning.md",
+    for name in ("main_results.md", "cross_domain.tex", "flowseg_steps.md", "convergence.md", "uncertainty.md",
                  "gss_reconstruction.md", "gss_prior.md", "paired_tests.md", "flowseg_repa.md"):
         assert (out / name).stat().st_size > 100, name
-    for name in ("flowseg_steps", "flowseg_convergence", "flowseg_conditioning", "vector_field", "qualitative", "latency", "miou_by_domain"):
+    for name in ("flowseg_steps", "flowseg_convergence", "convergence", "uncertainty", "vector_field", "qualitative", "latency",
+                 "miou_by_domain"):
         assert (out / f"{name}.png").stat().st_size > 5000 and (out / f"{name}.pdf").exists(), name
+    assert not (out / "flowseg_conditioning.md").exists()  # the ablation files join overlays, not the default
     assert "reported" in (out / "main_results.md").read_text()
     assert (out / "benchmark.tsv").exists()  # the rule's wall time and memory (snakemake benchmark)
 
