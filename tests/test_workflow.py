@@ -366,6 +366,7 @@ def cross_domain_config(tmp_path):
         "dlv3-universal": {**dlv3, "data": {"dataset": "road", "root": str(data)}},  # protocol (a): the road taxonomy
     }
     cfg["evaluate"].pop("sweeps", None)
+    cfg["uncertainty"]["experiments"] = ["dlv3-transfer"]  # the tiny block names the default's experiments
     return cfg
 
 

@@ -124,10 +124,13 @@ def run_upstream(wildcards):
 
 def dataset_ready(wildcards):
     """The file that marks a complete synthetic dataset (written last) of the run's class count
-    (data.num_classes: 12 or 0 is DATA_ROOT, others DATA_ROOT-c<N>); nothing for real data."""
+    (data.num_classes: 12 or 0 is DATA_ROOT, others DATA_ROOT-c<N>); nothing for real data.
+    """
     if not SYNTHETIC:
         return []
-    return f"{synthetic_root(DATA_ROOT, RUNS[wildcards.run].data.num_classes)}/meta.json"
+    return (
+        f"{synthetic_root(DATA_ROOT, RUNS[wildcards.run].data.num_classes)}/meta.json"
+    )
 
 
 # Synthetic class counts other than the default 12 that runs ask for (data.num_classes): each
