@@ -91,6 +91,9 @@ def test_publish_copies_clean_results_and_records_them(repo, tmp_path):
     assert written["files"] == ["metrics.csv", "summary.csv"] and written["overridden"] == []
     assert (dest / "metrics.csv").read_text() == (src / "metrics.csv").read_text()
     assert json.loads((dest / "publish.json").read_text())["tree_commit"] == git(repo, "rev-parse", "HEAD")
+    assert written["source"] == "default"  # outside a work tree: the folder's name, no machine path
+    inside = results(repo / "results/default", record())
+    assert publish(inside, repo / "results/reference/again")["source"] == "results/default"  # relative to the tree
     publish(src, dest)  # publishing again: the destination's own changes do not count as a dirty tree
 
 

@@ -66,6 +66,18 @@ def run_problems(metrics: Path) -> list[str]:
     return problems
 
 
+def source_label(results: Path) -> str:
+    """Where the results came from, without this machine's paths: relative to the root of the git work
+    tree holding them (a worktree or clone of the repository: ``results/default``), else the folder name."""
+    top = _git(results, "rev-parse", "--show-toplevel")
+    if top:
+        try:
+            return str(results.resolve().relative_to(Path(top).resolve()))
+        except ValueError:
+            pass
+    return results.name
+
+
 def publish(results: str | Path, dest: str | Path, allow_dirty: bool = False) -> dict:
     """Copy the aggregated files of ``results`` into ``dest`` and write ``dest/publish.json``;
     returns what it wrote there. Raises :class:`PublishError` listing every problem found
@@ -86,7 +98,7 @@ def publish(results: str | Path, dest: str | Path, allow_dirty: bool = False) ->
     for name in copied:
         shutil.copy2(results / name, dest / name)
     record = {
-        "source": str(results), "files": copied, "published_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": source_label(results), "files": copied, "published_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "tree_commit": tree["commit"], "allow_dirty": allow_dirty, "overridden": problems,
     }
     with atomic_path(dest / "publish.json") as tmp:
