@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import fixed_batch_steps
 
 from genseg.config import ConfigError, ModelConfig, RunConfig
@@ -117,7 +118,6 @@ def test_overlapping_fields_blend_to_a_partition_of_unity_and_leave_no_seams():
     """field_overlap m: windows of P + 2m every P pixels, weights ramping over the 2m shared pixels,
     so overlapping weights sum to 1; a field whose output jumps from patch to patch (random
     weights) then has no larger steps across the patch borders than inside the patches."""
-    import torch.nn.functional as F
 
     from genseg.methods.flowseg.pixnerd import PixNerd, PixNerdShape, blend_weights
 
@@ -143,7 +143,6 @@ def test_overlapping_fields_blend_to_a_partition_of_unity_and_leave_no_seams():
 def test_shifted_grid_is_the_padded_image_through_the_unshifted_network():
     """grid_offset (oy, ox): the image replicate-padded by (oy, P - oy) rows and (ox, P - ox) columns,
     the patch grid laid from the padded corner, the output cropped back; pixel features pad alike."""
-    import torch.nn.functional as F
 
     from genseg.methods.flowseg.pixnerd import PixNerd, PixNerdShape
 
@@ -161,8 +160,8 @@ def test_shifted_grid_is_the_padded_image_through_the_unshifted_network():
             assert got.shape == x.shape
             assert torch.allclose(got, padded[..., oy:oy + 16, ox:ox + 24], atol=1e-5)
         assert not torch.allclose(net(x, t, y, pixel_extra=extra, grid_offset=(4, 4)), net(x, t, y, pixel_extra=extra), atol=1e-3)
-        with pytest.raises(ValueError, match="per-pixel conditioning only"):
-            net(x, t, y, token_add=torch.zeros(2, 6, 32), grid_offset=(4, 4))
+        with pytest.raises(ValueError, match="takes no stem_extra"):
+            net(x, t, y, stem_extra=torch.zeros(2, 12, 3 * 64), grid_offset=(4, 4))
 
 
 def test_grid_shift_alternates_the_grid_in_sampling_and_training():
@@ -180,9 +179,31 @@ def test_grid_shift_alternates_the_grid_in_sampling_and_training():
     assert set(offsets) == {None, (4, 4)}
 
 
+@pytest.mark.parametrize("offset", [(4, 4), (2, 6), (0, 3)])
+def test_shifted_tokens_are_the_area_average_of_the_token_map(offset):
+    """Brute force: paint each token over its 8 x 8 patch, replicate-pad as PixNerd pads the input
+    for ``grid_offset``, average over the shifted patches."""
+    from genseg.methods.flowseg.model import shift_tokens
+    tokens, (h, w), p = torch.randn(2, 3 * 4, 5), (3, 4), 8
+    painted = tokens.transpose(1, 2).reshape(2, 5, h, w).repeat_interleave(p, -2).repeat_interleave(p, -1)
+    oy, ox = offset
+    expected = F.avg_pool2d(F.pad(painted, (ox, p - ox, oy, p - oy), mode="replicate"), p).flatten(2).transpose(1, 2)
+    assert torch.allclose(shift_tokens(tokens, (h, w), offset, p), expected, atol=1e-6)
+
+
+def test_encoder_tokens_follow_the_shifted_grid():
+    model = tiny_flowseg(condition=["encoder", "pixels"], grid_shift=True, field_overlap=1)
+    model.eval()
+    assert model.predict(torch.rand(1, 3, 32, 40), steps=2).shape == (1, 32, 40)
+    model.train()
+    for _ in range(4):
+        loss, _ = model.training_loss(torch.rand(2, 3, 32, 32), torch.randint(0, 5, (2, 32, 32)))
+        loss.backward()
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"condition": ["pixel"]}, "model.condition"),
-    ({"grid_shift": True}, "model.grid_shift needs model.condition: \\[pixels\\]"),
+    ({"grid_shift": True, "condition": ["stem", "pixels"]}, "model.grid_shift does not combine with model.condition 'stem'"),
     ({"network": "pixnerd-xxl"}, "known PixNerd presets"),
     ({"field_overlap": 5}, "model.field_overlap must be in 0..4"),
     ({"flow_stride": 0}, "model.flow_stride must be >= 1"),

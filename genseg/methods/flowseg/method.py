@@ -81,8 +81,8 @@ class FlowSegOptions(ObjectiveOptions):
         unknown = [c for c in self.condition if c not in CONDITIONS]
         if unknown or len(set(self.condition)) != len(self.condition):
             raise ValueError(f"model.condition = {list(self.condition)!r}; each of {', '.join(CONDITIONS)} at most once")
-        if self.grid_shift and set(self.condition) & {"stem", "encoder"}:
-            raise ValueError("model.grid_shift needs model.condition: [pixels] (stem and encoder conditioning live on the unshifted patch grid)")
+        if self.grid_shift and "stem" in self.condition:
+            raise ValueError("model.grid_shift does not combine with model.condition 'stem' (image patches of the unshifted grid)")
         shape = self.shape()
         if not 0 <= self.field_overlap <= shape.patch // 2:
             raise ValueError(f"model.field_overlap must be in 0..{shape.patch // 2} (half the patch), got {self.field_overlap}")

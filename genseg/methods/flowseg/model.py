@@ -107,6 +107,23 @@ class FlowSegNet(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, context: dict[str, torch.Tensor], tap_block: int = 0,
                 grid_offset: tuple[int, int] | None = None):
-        """The denoiser with the segmentation task's label row as its class condition."""
+        """The denoiser with the segmentation task's label row as its class condition. On a shifted
+        grid the encoder tokens are those of the shifted patches (:func:`shift_tokens`)."""
         y = torch.full((x_t.shape[0],), self.task_label, dtype=torch.long, device=x_t.device)
+        if grid_offset is not None and "token_add" in context:
+            grid = (x_t.shape[-2] // self.patch_size, x_t.shape[-1] // self.patch_size)
+            context = {**context, "token_add": shift_tokens(context["token_add"], grid, grid_offset, self.patch_size)}
         return self.denoiser(x_t, t, y, tap_block=tap_block, grid_offset=grid_offset, **context)
+
+
+def shift_tokens(tokens: torch.Tensor, grid: tuple[int, int], offset: tuple[int, int], patch: int) -> torch.Tensor:
+    """(B, h*w, C) tokens of the patch grid from the corner -> (B, (h+1)*(w+1), C) tokens of the grid
+    laid from ``offset`` (oy, ox) (PixNerd's ``grid_offset``: one more patch per axis): the area
+    average of the piecewise-constant token map over each shifted patch, i.e. the 2x2 neighbours
+    weighted (1 - o/P, o/P) per axis, the map replicate-padded by one patch."""
+    b, _, c = tokens.shape
+    x = F.pad(tokens.transpose(1, 2).reshape(b, c, *grid), (1, 1, 1, 1), mode="replicate")
+    (oy, ox) = (o / patch for o in offset)
+    x = oy * x[..., :-1, :] + (1 - oy) * x[..., 1:, :]
+    x = ox * x[..., :, :-1] + (1 - ox) * x[..., :, 1:]
+    return x.flatten(2).transpose(1, 2)

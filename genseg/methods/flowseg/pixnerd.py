@@ -17,7 +17,7 @@ neighbours (DCT positions extended past [0, 1]) and the overlapping windows are 
 linear ramps (:func:`blend_weights`), which softens the seams a per-patch field draws on the
 patch grid; m = 0 is the release's computation. ``grid_offset`` (oy, ox) lays the patch grid
 from (oy, ox) instead of the corner (the input replicate-padded, the output cropped: FlowSeg's
-``grid_shift``).
+``grid_shift``); ``token_add`` must then be given on that grid.
 """
 
 from __future__ import annotations
@@ -360,8 +360,8 @@ class PixNerd(nn.Module):
         p = self.shape.patch
         pads = ()
         if grid_offset is not None:
-            if stem_extra is not None or token_add is not None:
-                raise ValueError("a shifted patch grid needs per-pixel conditioning only (stem_extra / token_add are on the unshifted grid)")
+            if stem_extra is not None:
+                raise ValueError("a shifted patch grid takes no stem_extra (the image patches of the unshifted grid)")
             pads = (grid_offset[1], p - grid_offset[1], grid_offset[0], p - grid_offset[0])
         x_in = F.pad(x, pads, mode="replicate") if pads else x
         stem_in = self.patchify(x_in).flatten(2)  # (B, L, C * P*P)
