@@ -3,7 +3,9 @@
 
 Every row is a number a paper printed, never one of ours: :func:`load_reported` labels each
 row ``kind = "reported"`` so reported and reproduced numbers are never mixed. Every row cites
-its paper (``paper``, ``venue``, ``arxiv``) and where in it the number is (``location``).
+its paper (``paper``, ``venue``, ``arxiv``) and where in it the number is (``location``);
+``arxiv`` names a version (``2303.11316v2``) only where the numbers were seen in that version's
+text, and a bare id's ``note`` says "version not verified" (tests/test_reference.py).
 """
 
 from __future__ import annotations
