@@ -101,7 +101,7 @@ ROW_LOCATIONS = {
 }
 # The arXiv id each paper's rows cite: a version ("2303.11316v2") only where the numbers were seen in
 # that version's text; neither paper's could be pinned (README, "Reported numbers").
-ARXIV = {"GSS": "2303.11316", "FlowSeg": "2603.19218"}
+ARXIV = {"GSS": "2303.11316", "FlowSeg": "2603.19218v1"}  # FlowSeg: v1 is the only version arXiv lists
 
 TRANSCRIPTION = _flowseg() + _gss()
 # ---- end of the transcription
@@ -161,6 +161,8 @@ def test_unversioned_arxiv_id_says_version_not_verified():
     versioned = frame["arxiv"].str.contains("v")
     assert frame.loc[~versioned, "note"].str.contains("version not verified").all()
     assert not frame.loc[versioned, "note"].str.contains("version not verified").any()
+    gss = frame["paper"] == "GSS"
+    assert frame.loc[gss, "note"].str.contains("pp. 7111-7120").all()  # no version: the proceedings pages
 
 
 def test_repository_path_is_a_link_to_the_packaged_csv():
