@@ -213,3 +213,17 @@ def test_encoder_tokens_follow_the_shifted_grid():
 def test_bad_network_options_are_named(bad, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_dict({"model": {"method": "flowseg", **bad}})
+
+
+def test_projecting_per_map_equals_projecting_the_resized_concatenation():
+    """project_resize_sum (maps finer than the target resized first, coarser ones projected first,
+    equal sizes summed) computes conv1x1(cat(resize(f_l))) up to float rounding."""
+    from genseg.methods.flowseg.model import project_resize_sum, resize
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(2, c, s, s, generator=g) for c, s in ((4, 16), (6, 8), (5, 4), (3, 2), (7, 2))]
+    conv = torch.nn.Conv2d(sum(f.shape[1] for f in feats), 9, 1)
+    for size in ((8, 8), (4, 6), (16, 16)):
+        expected = conv(torch.cat([resize(f, size) for f in feats], dim=1))
+        weights = conv.weight.split([f.shape[1] for f in feats], dim=1)
+        got = project_resize_sum(feats, weights, [conv.bias] + [None] * 4, size)
+        assert torch.allclose(got, expected, atol=1e-5)

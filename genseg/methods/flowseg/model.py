@@ -46,12 +46,28 @@ class PixelFeatures(nn.Module):
 
     def forward(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         grid = feats[0].shape[-2:] if feats[0].shape[-2] <= size[0] else size
-        return self.fuse(sum(resize(lat(f), grid) for lat, f in zip(self.lateral, feats)))
+        return self.fuse(project_resize_sum(feats, [lat.weight for lat in self.lateral], [lat.bias for lat in self.lateral], grid))
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize (align_corners False), skipped when the size already matches."""
     return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def project_resize_sum(feats: list[torch.Tensor], weights: list[torch.Tensor], biases: list[torch.Tensor | None],
+                       size) -> torch.Tensor:
+    """sum_l resize(W_l f_l + b_l, size) for 1x1 convolutions (O, C_l, 1, 1). Bilinear resizing is
+    linear and preserves constants, so it commutes with the projection: a map finer than ``size``
+    is resized first, a coarser one projected first (each at the fewer pixels), and maps of equal
+    size are summed before one resize: the same function, less work."""
+    groups: dict[tuple[int, int], torch.Tensor] = {}
+    for f, w, b in zip(feats, weights, biases):
+        if f.shape[-2] * f.shape[-1] > size[0] * size[1]:
+            f = resize(f, size)
+        y = F.conv2d(f, w, b)
+        key = tuple(f.shape[-2:])
+        groups[key] = groups[key] + y if key in groups else y
+    return sum(resize(y, size) for y in groups.values())
 
 
 class FlowSegNet(nn.Module):
@@ -98,9 +114,10 @@ class FlowSegNet(nn.Module):
             context["stem_extra"] = self.denoiser.patchify(image * 2 - 1).flatten(2)
         if hasattr(self, "encoder"):
             feats = self.encoder(normalized)
-            if "encoder" in self.condition:
-                grid = [resize(f, (h // p, w // p)) for f in feats]
-                context["token_add"] = self.token_proj(torch.cat(grid, dim=1)).flatten(2).transpose(1, 2)
+            if "encoder" in self.condition:  # token_proj over the maps resized and concatenated, computed per map
+                weights = self.token_proj.weight.split([f.shape[1] for f in feats], dim=1)
+                biases = [self.token_proj.bias] + [None] * (len(feats) - 1)
+                context["token_add"] = project_resize_sum(feats, weights, biases, (h // p, w // p)).flatten(2).transpose(1, 2)
             if "pixels" in self.condition:
                 context["pixel_extra"] = self.pixel_features(feats, (h, w))
         return context

@@ -68,6 +68,12 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
+    def unweighted(self, x: torch.Tensor) -> torch.Tensor:
+        """x / sqrt(mean(x^2) + eps) in float32, without the weight: the caller folds ``weight``
+        into the linear map that follows (norm(x) W = (x / rms(x)) (diag(weight) W))."""
+        x = x.float()
+        return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + self.eps)
+
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return x * (1 + scale) + shift
@@ -161,9 +167,9 @@ class FieldBlock(nn.Module):
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """x (M, P*P, h) pixels of M patches; s (M, H) their tokens."""
         fc1, fc2 = self.param_generator1(s).chunk(2, dim=-1)
-        fc1 = _unit_columns(fc1.view(-1, self.width, self.width * self.ratio))
+        fc1 = _unit_columns(fc1.view(-1, self.width, self.width * self.ratio)) * self.norm.weight[:, None]  # RMSNorm's weight folded in
         fc2 = _unit_columns(fc2.view(-1, self.width * self.ratio, self.width))
-        h = torch.bmm(self.norm(x), fc1)
+        h = torch.bmm(self.norm.unweighted(x).to(x.dtype), fc1)
         h = F.silu(h, inplace=not torch.is_grad_enabled())  # in place at inference: one big buffer less
         return torch.baddbmm(x, h, fc2)
 
@@ -249,7 +255,8 @@ class FinalLayer(nn.Module):
         self.linear = nn.Linear(width, channels)
 
     def forward(self, x):
-        return self.linear(self.norm(x))
+        """linear(norm(x)), the norm's weight folded into the linear map (one full-size product less)."""
+        return F.linear(self.norm.unweighted(x).to(x.dtype), self.linear.weight * self.norm.weight, self.linear.bias)
 
 
 class PixNerd(nn.Module):
@@ -322,12 +329,11 @@ class PixNerd(nn.Module):
                          F.interpolate(extra, size=x.shape[-2:], mode="bilinear", align_corners=False))
         if pads:
             emb = F.pad(emb, pads, mode="replicate")
-        p, m, (b, k) = self.shape.patch, self.overlap, emb.shape[:2]
-        if m:
-            windows = F.unfold(emb, kernel_size=p + 2 * m, stride=p, padding=m).view(b, k, (p + 2 * m) ** 2, -1).permute(0, 3, 2, 1)
-        else:
-            windows = self.patchify(emb).transpose(2, 3)
-        return (windows + F.linear(self.dct.to(x.dtype), weight[:, c:c + dct], bias)).flatten(0, 1)
+        p, m, size = self.shape.patch, self.overlap, self.shape.patch + 2 * self.overlap
+        emb = F.pad(emb, (m, m, m, m)) if m else emb
+        windows = emb.unfold(2, size, p).unfold(3, size, p)  # (B, h, gh, gw, K, K), a view
+        windows = windows.permute(0, 2, 3, 4, 5, 1).reshape(-1, size * size, emb.shape[1])  # one copy
+        return windows.add_(F.linear(self.dct.to(x.dtype), weight[:, c:c + dct], bias))
 
     def field_outputs(self, out: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, L, K*K, C) -> (B, C, H, W); overlapping windows are blended by :func:`blend_weights`."""
