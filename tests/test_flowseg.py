@@ -192,9 +192,17 @@ def test_shifted_tokens_are_the_area_average_of_the_token_map(offset):
 
 
 def test_encoder_tokens_follow_the_shifted_grid():
+    from genseg.methods.flowseg.model import shift_tokens
     model = tiny_flowseg(condition=["encoder", "pixels"], grid_shift=True, field_overlap=1)
     model.eval()
-    assert model.predict(torch.rand(1, 3, 32, 40), steps=2).shape == (1, 32, 40)
+    seen = []
+    denoiser = model.net.denoiser.forward
+    model.net.denoiser.forward = lambda *a, token_add=None, **k: seen.append(token_add) or denoiser(*a, token_add=token_add, **k)
+    images = torch.rand(1, 3, 32, 64)  # a multiple of the size divisor (32): predicted unpadded
+    assert model.predict(images, steps=2).shape == (1, 32, 64)
+    tokens = model.context(images)["token_add"]  # the corner grid: 4 x 8 patches of 8 px
+    assert torch.equal(seen[0], tokens)
+    assert torch.allclose(seen[1], shift_tokens(tokens, (4, 8), (4, 4), 8)) and seen[1].shape[1] == 5 * 9
     model.train()
     for _ in range(4):
         loss, _ = model.training_loss(torch.rand(2, 3, 32, 32), torch.randint(0, 5, (2, 32, 32)))

@@ -30,7 +30,9 @@ from genseg.methods.flowseg.pixnerd import (
     PRESETS,
     Attention,
     FieldBlock,
+    FinalLayer,
     PixNerd,
+    PixNerdShape,
     RMSNorm,
     TransformerBlock,
     apply_rope,
@@ -213,6 +215,36 @@ def test_field_weights_are_l2_normalised_along_the_input_dimension():
     # ... but one input's weights across output units are not.
     row = [2 * width * ratio + j for j in range(width * ratio)]
     assert not torch.allclose(scaled_generator_output(block, row, 4.0)(x, s), out, atol=1e-3)
+
+
+def test_field_and_final_layer_equal_the_release_formulas():
+    """The folded RMSNorm weight (norm(x) W = (x / rms(x)) diag(w) W) computes the release's
+    x + fc2(SiLU(fc1(RMSNorm(x)))) and linear(RMSNorm(x)), with norm weights far from 1."""
+    width, ratio, dim = 8, 2, 16
+    block = randomise(FieldBlock(dim, width, ratio), seed=1, std=0.5)
+    x, s = torch.randn(5, 4, width), torch.randn(5, dim)
+    fc1, fc2 = block.param_generator1(s).chunk(2, dim=-1)
+    fc1 = F.normalize(fc1.view(-1, width, width * ratio), dim=-2)
+    fc2 = F.normalize(fc2.view(-1, width * ratio, width), dim=-2)
+    assert torch.allclose(block(x, s), x + F.silu(block.norm(x) @ fc1) @ fc2, atol=1e-5)
+    final = randomise(FinalLayer(width, 3), seed=2, std=0.5)
+    assert torch.allclose(final(x), final.linear(final.norm(x)), atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", [0, 1, 4])
+def test_field_inputs_are_the_windows_of_the_embedded_maps(overlap):
+    """Each patch's window of the per-pixel embedding (zero past the image), read with F.unfold
+    independently, plus the DCT part of x_embedder."""
+    net = randomise(PixNerd(PixNerdShape(hidden=32, heads=2, patch=8, transformer_blocks=1, field_blocks=1, field_width=8),
+                            channels=3, pixel_extra=5, overlap=overlap), seed=3)
+    x, extra = torch.randn(2, 3, 16, 24), torch.randn(2, 5, 8, 12)
+    weight, bias = net.x_embedder.embedder[0].weight, net.x_embedder.embedder[0].bias
+    dct = net.dct @ weight[:, 3:3 + 64].T + bias
+    emb = F.conv2d(x, weight[:, :3, None, None]) + F.interpolate(F.conv2d(extra, weight[:, 67:, None, None]), size=(16, 24),
+                                                                 mode="bilinear", align_corners=False)
+    k = 8 + 2 * overlap
+    windows = F.unfold(emb, kernel_size=k, stride=8, padding=overlap).view(2, 8, k * k, 6).permute(0, 3, 2, 1)
+    assert torch.allclose(net.field_inputs(x, extra), (windows + dct).flatten(0, 1), atol=1e-5)
 
 
 def test_rope_angles_follow_the_release():
