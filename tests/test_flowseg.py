@@ -226,12 +226,28 @@ def test_bad_network_options_are_named(bad, message):
 def test_projecting_per_map_equals_projecting_the_resized_concatenation():
     """project_resize_sum (maps finer than the target resized first, coarser ones projected first,
     equal sizes summed) computes conv1x1(cat(resize(f_l))) up to float rounding."""
-    from genseg.methods.flowseg.model import project_resize_sum, resize
+    from genseg.methods.flowseg.model import project_resize_sum
     g = torch.Generator().manual_seed(0)
     feats = [torch.randn(2, c, s, s, generator=g) for c, s in ((4, 16), (6, 8), (5, 4), (3, 2), (7, 2))]
     conv = torch.nn.Conv2d(sum(f.shape[1] for f in feats), 9, 1)
     for size in ((8, 8), (4, 6), (16, 16)):
-        expected = conv(torch.cat([resize(f, size) for f in feats], dim=1))
+        expected = conv(torch.cat([F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats], dim=1))
         weights = conv.weight.split([f.shape[1] for f in feats], dim=1)
         got = project_resize_sum(feats, weights, [conv.bias] + [None] * 4, size)
         assert torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("size, target", [((4, 4), (32, 32)), ((5, 3), (37, 20)), ((16, 12), (16, 40)), ((1, 2), (3, 9)),
+                                          ((32, 32), (8, 8)), ((9, 16), (4, 33))])
+def test_resize_is_bilinear_interpolation(size, target):
+    """The matrix-product upsampling (R_y x R_x^T) equals F.interpolate(bilinear, align_corners
+    False) for any ratio, odd ones included, and passes gradients; a shrink or mixed resize
+    falls back to F.interpolate."""
+    from genseg.methods.flowseg.model import bilinear_matrix, resize
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    expected = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+    got = resize(x, target)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    grad = torch.randn_like(expected)
+    assert torch.allclose(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(expected, x, grad)[0], atol=1e-4)
+    assert torch.allclose(bilinear_matrix(size[0], target[0], "cpu", torch.float64).sum(1), torch.ones(target[0], dtype=torch.float64))

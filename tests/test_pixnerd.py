@@ -247,6 +247,26 @@ def test_field_inputs_are_the_windows_of_the_embedded_maps(overlap):
     assert torch.allclose(net.field_inputs(x, extra), (windows + dct).flatten(0, 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("overlap", [0, 4])
+def test_field_in_chunks_is_the_field_in_one_pass(monkeypatch, overlap):
+    """At CPU inference the neural field runs over chunks of patches (cache-sized): the same
+    output as one pass over every patch, which training (gradients on) still takes."""
+    import genseg.methods.flowseg.pixnerd as pixnerd
+    net = randomise(PixNerd(PixNerdShape(hidden=32, heads=2, patch=8, transformer_blocks=1, field_blocks=2, field_width=8),
+                            channels=3, overlap=overlap), seed=4, std=0.3).eval()
+    x, t, y = torch.randn(3, 3, 24, 16), torch.rand(3), torch.zeros(3, dtype=torch.long)
+    with torch.no_grad():
+        whole = net(x, t, y)
+        calls = []
+        monkeypatch.setattr(pixnerd, "FIELD_CHUNK_ROWS", 5 * (8 + 2 * overlap) ** 2)  # 5 patches of the 18 per chunk
+        net.final_layer.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+        chunked = net(x, t, y)
+    assert len(calls) == 4 and torch.allclose(chunked, whole, atol=1e-6)
+    calls.clear()
+    net(x, t, y)
+    assert len(calls) == 1  # gradients on: one pass
+
+
 def test_rope_angles_follow_the_release():
     head_dim, h, w = 16, 3, 5
     cos, sin = rope_2d(head_dim, h, w)

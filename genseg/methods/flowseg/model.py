@@ -50,8 +50,34 @@ class PixelFeatures(nn.Module):
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize (align_corners False), skipped when the size already matches."""
-    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    """Bilinear resize (align_corners False), skipped when the size already matches. An upsampling
+    is two matrix products, R_y x R_x^T (:func:`bilinear_matrix`): the same function as
+    ``F.interpolate``, ~3x faster on CPU for the small maps it enlarges here."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if x.shape[-2] <= size[0] and x.shape[-1] <= size[1]:
+        ry, rx = (bilinear_matrix(n, m, x.device, x.dtype) for n, m in zip(x.shape[-2:], size))
+        return torch.matmul(ry, torch.matmul(x, rx.T))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+_MATRICES: dict = {}
+
+
+def bilinear_matrix(n_in: int, n_out: int, device, dtype) -> torch.Tensor:
+    """(n_out, n_in): ``F.interpolate``'s bilinear weights along one axis (align_corners False):
+    output i reads s = (i + 1/2) n_in / n_out - 1/2, clamped at 0, from floor(s) and the next
+    index (the last one clamped) with weights 1 - frac(s), frac(s)."""
+    key = (n_in, n_out, str(device), dtype)
+    if key not in _MATRICES:
+        src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+        i0 = src.floor().long().clamp(max=n_in - 1)
+        rows, frac = torch.arange(n_out), (src - i0).clamp(0, 1)
+        m = torch.zeros(n_out, n_in, dtype=torch.float64)
+        m.index_put_((rows, i0), 1 - frac, accumulate=True)
+        m.index_put_((rows, (i0 + 1).clamp(max=n_in - 1)), frac, accumulate=True)
+        _MATRICES[key] = m.to(device=device, dtype=dtype)
+    return _MATRICES[key]
 
 
 def project_resize_sum(feats: list[torch.Tensor], weights: list[torch.Tensor], biases: list[torch.Tensor | None],

@@ -54,6 +54,7 @@ PRESETS = {
     "pixnerd-l16": PixNerdShape(hidden=1024, heads=16, patch=16, transformer_blocks=22, field_blocks=2),
     "pixnerd-xl16": PixNerdShape(hidden=1152, heads=16, patch=16, transformer_blocks=26, field_blocks=4),
 }
+FIELD_CHUNK_ROWS = 16384  # pixels per chunk of the neural field at CPU inference (PixNerd.field)
 NULL_LABEL = 1000  # the release's unconditional row; our segmentation task embedding starts from it
 
 
@@ -357,6 +358,23 @@ class PixNerd(nn.Module):
             return torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
+    def field(self, px: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The neural-field blocks and the final layer: (M, K*K, h) pixels x (M, H) tokens -> (M, K*K, C).
+        Each patch's field is independent, so at inference on a CPU it runs over ``FIELD_CHUNK_ROWS``
+        pixels' worth of patches at a time, whose activations stay in cache (the same function,
+        ~2.5x faster than one pass over every patch); training and accelerators take one pass."""
+        rows = px.shape[0] * px.shape[1]
+        step = px.shape[0]
+        if not torch.is_grad_enabled() and px.device.type == "cpu" and rows > FIELD_CHUNK_ROWS:
+            step = max(1, FIELD_CHUNK_ROWS // px.shape[1])
+        outs = []
+        for i in range(0, px.shape[0], step):
+            h, c = px[i:i + step], s[i:i + step]
+            for block in self.blocks[self.shape.transformer_blocks:]:
+                h = self._block(block, h, c)
+            outs.append(self.final_layer(h))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, *, stem_extra=None, token_add=None,
                 pixel_extra=None, tap_block: int = 0, grid_offset: tuple[int, int] | None = None):
         """``stem_extra`` (B, L, E) widens the stem's input; ``pixel_extra`` (B, E', H', W') each pixel's
@@ -387,10 +405,7 @@ class PixNerd(nn.Module):
                 tapped = s
         s = F.silu(t_emb + s)
         px = self.field_inputs(x, pixel_extra, pads)  # (B*L, K*K, h)
-        s = s.reshape(px.shape[0], -1)
-        for block in self.blocks[self.shape.transformer_blocks:]:
-            px = self._block(block, px, s)
-        out = self.field_outputs(self.final_layer(px).view(b, -1, px.shape[1], self.channels), hp, wp)
+        out = self.field_outputs(self.field(px, s.reshape(px.shape[0], -1)).view(b, -1, px.shape[1], self.channels), hp, wp)
         if pads:
             out = out[..., pads[2]:pads[2] + h, pads[0]:pads[0] + w]
         return (out, tapped) if tap_block else out
