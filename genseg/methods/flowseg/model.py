@@ -52,7 +52,7 @@ class PixelFeatures(nn.Module):
 def resize(x: torch.Tensor, size) -> torch.Tensor:
     """Bilinear resize (align_corners False), skipped when the size already matches. An upsampling
     is two matrix products, R_y x R_x^T (:func:`bilinear_matrix`): the same function as
-    ``F.interpolate``, ~3x faster on CPU for the small maps it enlarges here."""
+    ``F.interpolate``, up to ~4x faster on CPU for the small maps it enlarges here."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     if x.shape[-2] <= size[0] and x.shape[-1] <= size[1]:

@@ -362,7 +362,7 @@ class PixNerd(nn.Module):
         """The neural-field blocks and the final layer: (M, K*K, h) pixels x (M, H) tokens -> (M, K*K, C).
         Each patch's field is independent, so at inference on a CPU it runs over ``FIELD_CHUNK_ROWS``
         pixels' worth of patches at a time, whose activations stay in cache (the same function,
-        ~2.5x faster than one pass over every patch); training and accelerators take one pass."""
+        about 2x faster than one pass over every patch); training and accelerators take one pass."""
         rows = px.shape[0] * px.shape[1]
         step = px.shape[0]
         if not torch.is_grad_enabled() and px.device.type == "cpu" and rows > FIELD_CHUNK_ROWS:
