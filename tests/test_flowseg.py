@@ -42,6 +42,20 @@ def test_predict_any_size_counts_nfe_and_is_deterministic_for_a_seed():
         model.predict(x, steps=0)
 
 
+def test_temperature_scales_the_noise_and_zero_is_deterministic():
+    model = tiny_flowseg(steps=2, temperature=0.0).eval()
+    x = torch.rand(2, 3, 32, 32)
+    draw = model.source(x, torch.Generator().manual_seed(3))
+    assert torch.equal(model.source(x, torch.Generator().manual_seed(3), temperature=2.5), 2.5 * draw)
+    assert torch.equal(model.source(x, torch.Generator().manual_seed(3), temperature=0.0), torch.zeros_like(draw))
+    with torch.no_grad():
+        assert torch.equal(model.predict(x, seed=0), model.predict(x, seed=1))  # x_0 = 0 whatever the seed
+        assert not torch.equal(model.predict(x, seed=0, temperature=1.0), model.predict(x, seed=1, temperature=1.0))
+    model.check_predict_options({"temperature": 0.5})
+    with pytest.raises(ConfigError, match="eval.predict.temperature must be a number >= 0"):
+        model.check_predict_options({"temperature": -1})
+
+
 def test_centroid_map_and_image_source():
     model = tiny_flowseg(encoding="bits", source="image")
     labels = torch.tensor([[[0, 3], [255, 4]]])
@@ -63,7 +77,8 @@ def test_samplers_on_known_fields():
         sample("rk9", lambda x, t: x, x0, 2)
 
 
-@pytest.mark.parametrize("bad, message", [({"encoding": "hilbert"}, "model.encoding = 'hilbert'"), ({"steps": 0}, "model.steps must be >= 1"), ({"tau": -1.0}, "model.tau must be > 0"), ({"samplr": "euler"}, "did you mean 'sampler'")])
+@pytest.mark.parametrize("bad, message", [({"encoding": "hilbert"}, "model.encoding = 'hilbert'"), ({"steps": 0}, "model.steps must be >= 1"), ({"tau": -1.0}, "model.tau must be > 0"), ({"samplr": "euler"}, "did you mean 'sampler'"),
+                                          ({"temperature": -0.5}, "model.temperature must be >= 0")])
 def test_bad_config_is_named(bad, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_dict({"model": {"method": "flowseg", **bad}})

@@ -28,7 +28,9 @@ class FlowSegOptions(ObjectiveOptions):
     non-zero shape key overrides the preset's value. ``pixnerd_file``: a converted release
     (``genseg convert-pixnerd``) to start from. REPA (``repa_weight`` > 0): the tokens after
     transformer block ``repa_block`` are aligned, through an MLP projector, with the patch
-    features of a frozen timm encoder ``repa_encoder`` read from the local ``repa_file``."""
+    features of a frozen timm encoder ``repa_encoder`` read from the local ``repa_file``.
+    ``temperature`` T: sampling from noise starts at x_0 = T eps, eps ~ N(0, I) (1: the flow's own
+    source; 0: its mean, the origin, a deterministic prediction); training is unchanged."""
 
     encoding: str = "kronecker"
     encoding_seed: int = 0
@@ -55,6 +57,7 @@ class FlowSegOptions(ObjectiveOptions):
     repa_file: str = ""
     steps: int = 10
     sampler: str = "euler"
+    temperature: float = 1.0
     decode_max_mb: int = 64
 
     def shape(self) -> PixNerdShape:
@@ -72,6 +75,8 @@ class FlowSegOptions(ObjectiveOptions):
             raise ValueError(f"model.sampler = {self.sampler!r}; known samplers: {', '.join(SAMPLERS)}")
         if self.steps < 1:
             raise ValueError(f"model.steps must be >= 1, got {self.steps}")
+        if self.temperature < 0:
+            raise ValueError(f"model.temperature must be >= 0 (x_0 = temperature * noise), got {self.temperature}")
         if self.output_stride not in (8, 16, 32):
             raise ValueError(f"model.output_stride must be 8, 16 or 32, got {self.output_stride}")
         if self.flow_stride < 1:
@@ -137,14 +142,16 @@ class FlowSeg(SegmentationMethod):
         x1 = self.centroids[labels.clamp(0, self.num_classes - 1)] * valid[..., None]
         return x1.permute(0, 3, 1, 2)
 
-    def source(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x_0 at the flow resolution: Gaussian noise, or the image in [-1, 1] with channel d taken
-        from RGB channel d mod 3."""
+    def source(self, images: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """x_0 at the flow resolution: Gaussian noise times ``temperature`` (0: zeros), or the image
+        in [-1, 1] with channel d taken from RGB channel d mod 3."""
         images = self.to_flow(images)
         b, _, h, w = images.shape
         d = self.centroids.shape[1]
         if self.options.source == "noise":
-            return torch.randn(b, d, h, w, generator=generator, device=images.device)
+            if not temperature:
+                return images.new_zeros(b, d, h, w)
+            return torch.randn(b, d, h, w, generator=generator, device=images.device) * temperature
         return (images * 2 - 1)[:, torch.arange(d, device=images.device) % 3]
 
     def to_flow(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,11 +209,15 @@ class FlowSeg(SegmentationMethod):
 
     @torch.no_grad()
     def check_predict_options(self, options: dict) -> None:
-        """Also: ``steps`` an integer >= 1, ``sampler`` one of :data:`SAMPLERS`, ``seed`` an integer."""
+        """Also: ``steps`` an integer >= 1, ``sampler`` one of :data:`SAMPLERS`, ``seed`` an integer,
+        ``temperature`` a number >= 0."""
         from ...config import ConfigError
 
         super().check_predict_options(options)
         steps, sampler, seed = options.get("steps", 1), options.get("sampler", SAMPLERS[0]), options.get("seed", 0)
+        temperature = options.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ConfigError(f"eval.predict.temperature must be a number >= 0 (x_0 = temperature * noise), got {temperature!r}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ConfigError(f"eval.predict.steps must be an integer >= 1 (Euler/Heun steps), got {steps!r}")
         if sampler not in SAMPLERS:
@@ -214,14 +225,18 @@ class FlowSeg(SegmentationMethod):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"eval.predict.seed must be an integer, got {seed!r}")
 
-    def predict(self, images, steps: int | None = None, sampler: str | None = None, seed: int = 0):
+    def predict(self, images, steps: int | None = None, sampler: str | None = None, seed: int = 0,
+                temperature: float | None = None):
+        """Class ids: ``steps`` of ``sampler`` from x_0 (``source``; from noise, ``temperature``
+        times a draw seeded by ``seed``), decoded by the nearest centroid. None: the model's options."""
         steps = self.options.steps if steps is None else int(steps)
         sampler = sampler or self.options.sampler
+        temperature = self.options.temperature if temperature is None else float(temperature)
         h, w = images.shape[-2:]
         padded = pad_to_multiple(images, self.size_divisor)
         context = self.context(padded)
         generator = torch.Generator(device=images.device).manual_seed(seed)
-        x0 = self.source(padded, generator)
+        x0 = self.source(padded, generator, temperature)
         calls = iter(range(1 << 30))  # with grid_shift, every other network evaluation runs on the shifted grid
         x1, self.last_nfe = sample(sampler, lambda x, t: self.velocity(x, t, context, self.options.grid_shift and next(calls) % 2 == 1),
                                    x0, steps)
@@ -239,12 +254,14 @@ def flowseg_objective(options: dict) -> str:
 
 
 def flowseg_uncertainty(options: dict) -> str:
-    """From noise, each seed draws another x_0 and so another label map: ``samples``; from the
-    image (``source: image``) the flow is deterministic: none."""
+    """From noise, each seed draws another x_0 (at temperature 1, :data:`FLOWSEG_SPEC`'s
+    ``sample_options``, whatever the prediction's temperature) and so another label map:
+    ``samples``; from the image (``source: image``) the flow is deterministic: none."""
     return "samples" if options.get("source", "noise") == "noise" else ""
 
 
 # Sampling steps are swept at evaluation (evaluate.sweeps); its runs feed FlowSeg's own tables.
+# The uncertainty step draws x_0 from the flow's own source (temperature 1).
 FLOWSEG_SPEC = MethodSpec(FlowSegOptions, build_flowseg, "FlowSeg", sweeps={"steps": (1, 2, 5, 10, 20)},
                      tables=("flowseg_steps", "flowseg_convergence"), objective=flowseg_objective,
-                     uncertainty=flowseg_uncertainty)
+                     uncertainty=flowseg_uncertainty, sample_options={"temperature": 1.0})
