@@ -123,15 +123,15 @@ def test_variants_of_a_multi_seed_base_run_with_the_config_seeds():
 def test_flowseg_ablations_config_keeps_the_default_base_run():
     """workflow/config/flowseg-ablations.yaml runs the ablations kept out of the default's budget on
     the default's data and run-config defaults, and on the default's FlowSeg run but for how the
-    image enters and its neural field (its base is the design before grid_shift, on which its results
-    were measured)."""
+    image enters, its neural field and its sampling temperature (its base is the design before
+    grid_shift, sampled from x_0 ~ N(0, I), on which its results were measured)."""
     default, extra = (yaml.safe_load((REPO / "workflow/config" / f"{n}.yaml").read_text()) for n in ("default", "flowseg-ablations"))
     assert extra["dataset"] == default["dataset"] and extra["defaults"] == default["defaults"]
     assert extra["train_domains"] == default["train_domains"]
     base = "flowseg-kronecker-reshaped"
     ours, theirs = run_configs(extra, "data")[f"{base}-s0"], run_configs(default, "data")[f"{base}-s0"]
     assert (ours.data, ours.optim, ours.train) == (theirs.data, theirs.optim, theirs.train)
-    conditioning = {"condition", "grid_shift", "field_overlap", "field_blocks", "pixel_features"}
+    conditioning = {"condition", "grid_shift", "field_overlap", "field_blocks", "pixel_features", "temperature"}
     differ = {k for k in ours.model.options.keys() | theirs.model.options.keys() if ours.model.options.get(k) != theirs.model.options.get(k)}
     assert differ and differ <= conditioning
     _, rows = expand(extra, load_ablations(REPO / "ablations"))
