@@ -231,7 +231,7 @@ def test_uncertainty_cli_writes_json_csv_table_and_figure(tmp_path, tiny_synthet
     from genseg.report.families import Inputs
     from genseg.report.families.uncertainty import DEFINITIONS
 
-    runs = {"flow-s0": {"method": "flowseg", **TINY, "steps": 2}, "dl-s0": {"method": "deeplabv3plus", "encoder": "tu-resnet18"}}
+    runs = {"flow-s0": {"method": "flowseg", **TINY, "steps": 2, "temperature": 0.0}, "dl-s0": {"method": "deeplabv3plus", "encoder": "tu-resnet18"}}
     outs, evals = [], []
     for rid, model in runs.items():
         train(tiny_config(tiny_synthetic, name=rid[:-3], optim__iterations=1, model=model), tmp_path / rid)
@@ -245,7 +245,8 @@ def test_uncertainty_cli_writes_json_csv_table_and_figure(tmp_path, tiny_synthet
         assert 0 <= s["miou"] <= 1 and 0 <= s["ece"] <= 1 and 0 <= s["mean_entropy"] <= math.log(saved["num_classes"]) + 1e-6
         assert math.isnan(s["auroc"]) or 0 <= s["auroc"] <= 1
         outs.append(str(out))
-    assert json.loads(open(outs[0]).read())["kind"] == "samples" and json.loads(open(outs[0]).read())["k"] == 3
+    flow = json.loads(open(outs[0]).read())  # predicts from x_0 = 0; its draws come from N(0, I)
+    assert flow["kind"] == "samples" and flow["k"] == 3 and flow["predict_options"] == {"temperature": 1.0}
     assert main(["aggregate", *evals, "--out", str(tmp_path / "m.csv"), "--uncertainty", *outs,
                  "--uncertainty-out", str(tmp_path / "u.csv"), "--uncertainty-samples-out", str(tmp_path / "u.npz")]) == 0
     frame = pd.read_csv(tmp_path / "u.csv")
